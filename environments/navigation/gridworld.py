@@ -1,0 +1,100 @@
+"""GridNavi (VariBAD): find an unknown goal cell in a small grid, batched in torch.
+
+5x5 grid, start (0,0), H=15 steps, actions noop/up/right/down/left. The goal is uniform
+over all cells but the four around the start (21 goals). Reward +1 on the goal, -0.1
+elsewhere, every step. ``get_belief`` returns the exact Bayes posterior over goal cells:
+uniform over the allowed cells not yet visited during the current task (visits carry
+over episodes of one task, since the goal stays put), one-hot once the goal was found.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from environments.base import MetaEnv
+from environments.registry import ENVS
+
+# dx, dy per action: noop, up, right, down, left
+_MOVES = torch.tensor([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], dtype=torch.long)
+
+
+@ENVS.register("GridNavi")
+class GridNavi(MetaEnv):
+    def __init__(self, num_envs: int, seed: int = 0, device="cpu", num_cells: int = 5,
+                 num_steps: int = 15, goal_reward: float = 1.0, step_penalty: float = -0.1):
+        super().__init__(num_envs, seed, device)
+        self.num_cells = num_cells
+        self.max_episode_steps = num_steps
+        self.goal_reward, self.step_penalty = goal_reward, step_penalty
+        self.observation_space = gym.spaces.Box(0, num_cells - 1, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(5)
+        self.task_dim = 2
+        self.num_tasks = num_cells * num_cells
+        self.belief_dim = self.num_tasks
+        # goals: every cell but (0,0),(0,1),(1,0),(1,1)
+        xs, ys = torch.meshgrid(torch.arange(num_cells), torch.arange(num_cells), indexing="ij")
+        cells = torch.stack([xs.flatten(), ys.flatten()], 1)
+        self.allowed = ~((cells[:, 0] <= 1) & (cells[:, 1] <= 1))  # [num_tasks] by cell id
+        self.possible_goals = cells[self.allowed].to(self.device)
+        self.allowed = self.allowed.to(self.device)
+        self.moves = _MOVES.to(self.device)
+        n = self.num_envs
+        self.pos = torch.zeros(n, 2, dtype=torch.long, device=self.device)
+        self.goal = self.possible_goals[torch.zeros(n, dtype=torch.long, device=self.device)].clone()
+        self.belief = torch.zeros(n, self.num_tasks, device=self.device)
+        self.reset()
+
+    def cell_id(self, xy: torch.Tensor) -> torch.Tensor:
+        """Cell index of (x, y) positions (float or long), used for multi-head decoders."""
+        xy = xy[..., :2].round().long()
+        return xy[..., 0] * self.num_cells + xy[..., 1]
+
+    def sample_tasks(self, n: int) -> torch.Tensor:
+        idx = torch.randint(len(self.possible_goals), (n,), generator=self.generator)
+        return self.possible_goals[idx.to(self.device)].float()
+
+    def set_task(self, mask, tasks):
+        self.goal[mask] = tasks.round().long()
+        prior = self.allowed.float() / self.allowed.sum()
+        self.belief[mask] = prior
+        self.pos[mask] = 0
+        self._update_belief(mask)
+
+    def _reset_state(self, mask):
+        self.pos[mask] = 0
+
+    def _obs(self):
+        return self.pos.float()
+
+    def _update_belief(self, mask=None):
+        """Bayes update after observing the current cell (and its reward)."""
+        at_goal = (self.pos == self.goal).all(1)
+        ids = self.cell_id(self.pos)
+        rows = torch.arange(self.num_envs, device=self.device)
+        new = self.belief.clone()
+        new[rows, ids] = 0.0
+        new = new / new.sum(1, keepdim=True).clamp_min(1e-8)
+        onehot = torch.zeros_like(new)
+        onehot[rows, ids] = 1.0
+        new = torch.where(at_goal[:, None], onehot, new)
+        if mask is None:
+            self.belief = new
+        else:
+            self.belief = torch.where(mask[:, None], new, self.belief)
+
+    def step(self, actions):
+        actions = actions.reshape(-1).long()
+        self.pos = (self.pos + self.moves[actions]).clamp(0, self.num_cells - 1)
+        at_goal = (self.pos == self.goal).all(1)
+        reward = torch.where(at_goal, self.goal_reward, self.step_penalty).float()
+        self._update_belief()
+        truncated = self._advance_time()
+        terminated = torch.zeros_like(truncated)
+        return self._obs(), reward, terminated, truncated, {}
+
+    def get_task(self):
+        return self.goal.float()
+
+    def get_belief(self):
+        return self.belief.clone()
