@@ -124,5 +124,16 @@ class MetaEnv:
         """Uniform [0,1) numbers from the env's own generator, on the env device."""
         return torch.rand(*shape, generator=self.generator).to(self.device)
 
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly (checkpoints). Default: every tensor
+        attribute plus the generator; envs with other state (MuJoCo) override this."""
+        tensors = {k: v.clone() for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
+        return {"tensors": tensors, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state["tensors"].items():
+            setattr(self, k, v.to(self.device))
+        self.generator.set_state(state["generator"])
+
     def close(self) -> None:
         pass

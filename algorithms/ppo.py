@@ -1,0 +1,121 @@
+"""PPO and A2C policy updates (one loss, two settings).
+
+PPO: clipped surrogate, normalised advantages, Huber or squared value loss, optionally
+clipped, epochs x random minibatches. A2C: the same loss with one full-batch step and no
+ratio clipping (plain -log pi * A). The trainer decides when the VAE trains; this class
+never calls back into it (VariBAD's PPO did).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from algorithms.storage import RolloutStorage
+
+
+def make_optimiser(params, kind: str, lr: float, eps: float) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=eps)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, eps=eps, alpha=0.99)
+    raise ValueError(f"unknown optimiser {kind!r}")
+
+
+class PolicyUpdater:
+    def __init__(self, policy: nn.Module, algo: str = "ppo", lr: float = 7e-4, eps: float = 1e-8,
+                 optimiser: str = "adam", epochs: int = 2, minibatches: int = 4, clip: float = 0.1,
+                 value_coef: float = 0.5, entropy_coef: float = 0.01, max_grad_norm: float | None = 0.5,
+                 huber: bool = True, clipped_value: bool = True, anneal_updates: int | None = None):
+        if algo not in ("ppo", "a2c"):
+            raise ValueError(f"unknown policy algorithm {algo!r}")
+        self.policy, self.algo = policy, algo
+        self.epochs, self.minibatches = (epochs, minibatches) if algo == "ppo" else (1, 1)
+        self.clip, self.value_coef, self.entropy_coef = clip, value_coef, entropy_coef
+        self.max_grad_norm, self.huber, self.clipped_value = max_grad_norm, huber, clipped_value
+        self.optimiser = make_optimiser(policy.parameters(), optimiser, lr, eps)
+        self.scheduler = None
+        if anneal_updates:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimiser, lambda k: max(0.0, 1.0 - k / float(anneal_updates)))
+
+    def update(self, storage: RolloutStorage, recompute_latent: Callable[[], torch.Tensor] | None = None,
+               extra_loss: Callable[[], torch.Tensor] | None = None,
+               extra_optimiser: torch.optim.Optimizer | None = None,
+               extra_params: list | None = None, extra_max_grad_norm: float | None = None) -> dict:
+        """One policy update from a full rollout.
+
+        recompute_latent: returns latents [T, N, d] WITH gradients (RL2: the RL loss trains
+        the encoder); called once per minibatch because each backward frees the graph.
+        extra_loss / extra_optimiser / extra_params: an added loss (e.g. the VAE loss) and
+        the optimiser of the parameters it reaches (the encoder), stepped together.
+        """
+        T, N = storage.num_steps, storage.num_envs
+        flat = lambda x: x.reshape(T * N, *x.shape[2:])  # noqa: E731
+        inputs = {k: flat(v[:-1]) for k, v in storage.inputs.items()}
+        actions, old_logp = flat(storage.actions), flat(storage.log_probs)
+        old_values, returns = flat(storage.values[:-1]), flat(storage.returns)
+        adv = returns - old_values
+        adv = (adv - adv.mean()) / (adv.std() + 1e-5)
+        stats = {"value_loss": 0.0, "action_loss": 0.0, "dist_entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+        n_updates = 0
+        for _ in range(self.epochs):
+            perm = torch.randperm(T * N, device=returns.device)
+            for idx in perm.chunk(self.minibatches):
+                mb = {k: v[idx] for k, v in inputs.items()}
+                if recompute_latent is not None:
+                    mb["latent"] = flat(recompute_latent())[idx]
+                value, logp, entropy = self.policy.evaluate(mb, actions[idx])
+                ratio = torch.exp(logp - old_logp[idx])
+                if self.algo == "ppo":
+                    surr = torch.min(ratio * adv[idx], ratio.clamp(1 - self.clip, 1 + self.clip) * adv[idx])
+                    action_loss = -surr.mean()
+                else:
+                    action_loss = -(logp * adv[idx]).mean()
+                value_loss = self._value_loss(value, old_values[idx], returns[idx])
+                loss = self.value_coef * value_loss + action_loss - self.entropy_coef * entropy.mean()
+                if extra_loss is not None:
+                    loss = loss + extra_loss()
+                self.optimiser.zero_grad(set_to_none=True)
+                if extra_optimiser is not None:
+                    extra_optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.max_grad_norm:
+                    nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                if extra_params and extra_max_grad_norm:
+                    nn.utils.clip_grad_norm_(extra_params, extra_max_grad_norm)
+                self.optimiser.step()
+                if extra_optimiser is not None:
+                    extra_optimiser.step()
+                with torch.no_grad():
+                    stats["value_loss"] += value_loss.detach()
+                    stats["action_loss"] += action_loss.detach()
+                    stats["dist_entropy"] += entropy.mean().detach()
+                    stats["approx_kl"] += (old_logp[idx] - logp).mean().detach()
+                    stats["clipfrac"] += ((ratio - 1).abs() > self.clip).float().mean()
+                n_updates += 1
+        if self.scheduler is not None:
+            self.scheduler.step()
+        out = {k: float(v) / n_updates for k, v in stats.items()}
+        out["sum"] = self.value_coef * out["value_loss"] + out["action_loss"] - self.entropy_coef * out["dist_entropy"]
+        return out
+
+    def _value_loss(self, value, old_value, ret):
+        err = F.smooth_l1_loss if self.huber else F.mse_loss
+        if not self.clipped_value:
+            return 0.5 * err(value, ret) if not self.huber else err(value, ret)
+        clipped = old_value + (value - old_value).clamp(-self.clip, self.clip)
+        a = err(value, ret, reduction="none")
+        b = err(clipped, ret, reduction="none")
+        return (0.5 if not self.huber else 1.0) * torch.max(a, b).mean()
+
+    def state_dict(self) -> dict:
+        return {"optimiser": self.optimiser.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimiser.load_state_dict(state["optimiser"])
+        if self.scheduler and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,97 @@
+"""On-policy rollout storage (T steps x N copies) and GAE.
+
+Index conventions (T = policy_num_steps):
+    obs[t], latent[t], hidden[t], belief[t], task[t]   policy inputs at step t, t = 0..T
+    actions[t], log_probs[t], rewards[t]               step t, t = 0..T-1
+    next_obs[t]                                        observation after step t, before resets
+    dones[t]                                           the BAMDP ended with step t
+    truncs[t]                                          ...and it ended by its time limit
+    values[t]                                          V at step t, t = 0..T (T: bootstrap)
+Entry 0 of a rollout is set by ``set_first`` from the current (re-encoded) inputs.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def compute_gae(rewards, values, dones, truncs, gamma: float, lam: float, use_gae: bool = True,
+                proper_time_limits: bool = False) -> torch.Tensor:
+    """Returns [T, N] for rewards/dones/truncs [T, N] and values [T+1, N].
+
+    A done step does not bootstrap from values[t+1] (that value belongs to the next task).
+    With ``proper_time_limits`` a time-limit end is treated as a truncation instead: its
+    return is the value of the step, i.e. the step's advantage is zero, as in VariBAD's
+    ``gae * bad_mask``. Without GAE, Monte-Carlo-style discounted returns are used.
+    """
+    T = rewards.shape[0]
+    returns = torch.empty_like(rewards)
+    not_done = (~dones).float()
+    if use_gae:
+        gae = torch.zeros_like(rewards[0])
+        for t in reversed(range(T)):
+            delta = rewards[t] + gamma * values[t + 1] * not_done[t] - values[t]
+            gae = delta + gamma * lam * not_done[t] * gae
+            if proper_time_limits:
+                gae = gae * (~truncs[t]).float()
+            returns[t] = gae + values[t]
+    else:
+        ret = values[T]
+        for t in reversed(range(T)):
+            ret = rewards[t] + gamma * ret * not_done[t]
+            if proper_time_limits:
+                ret = torch.where(truncs[t], values[t], ret)
+            returns[t] = ret
+    return returns
+
+
+class RolloutStorage:
+    def __init__(self, num_steps: int, num_envs: int, dims: dict[str, int], action_shape: tuple,
+                 discrete: bool, hidden_size: int, device):
+        T, N = num_steps, num_envs
+        self.num_steps, self.num_envs = T, N
+        z = dict(device=device)
+        self.inputs = {k: torch.zeros(T + 1, N, d, **z) for k, d in dims.items() if d}
+        self.hidden = torch.zeros(T + 1, N, hidden_size, **z)
+        self.next_obs = torch.zeros(T, N, dims["state"], **z)
+        self.actions = torch.zeros(T, N, *action_shape, dtype=torch.long if discrete else torch.float32, **z)
+        self.log_probs = torch.zeros(T, N, **z)
+        self.rewards_raw = torch.zeros(T, N, **z)
+        self.rewards = torch.zeros(T, N, **z)   # normalised (what PPO sees, bonuses added)
+        self.values = torch.zeros(T + 1, N, **z)
+        self.returns = torch.zeros(T, N, **z)
+        self.dones = torch.zeros(T, N, dtype=torch.bool, **z)
+        self.truncs = torch.zeros(T, N, dtype=torch.bool, **z)
+        self.step = 0
+
+    def set_first(self, inputs: dict[str, torch.Tensor], hidden: torch.Tensor | None) -> None:
+        """Start a rollout from the current policy inputs (and encoder hidden state)."""
+        self.step = 0
+        for k, v in inputs.items():
+            if k in self.inputs:
+                self.inputs[k][0].copy_(v)
+        if hidden is not None:
+            self.hidden[0].copy_(hidden)
+
+    def insert(self, *, inputs, hidden, next_obs, action, log_prob, value, reward_raw, reward, done, trunc):
+        t = self.step
+        for k, v in inputs.items():
+            if k in self.inputs:
+                self.inputs[k][t + 1].copy_(v)
+        if hidden is not None:
+            self.hidden[t + 1].copy_(hidden)
+        self.next_obs[t].copy_(next_obs)
+        self.actions[t].copy_(action.reshape(self.actions[t].shape))
+        self.log_probs[t].copy_(log_prob)
+        self.values[t].copy_(value)
+        self.rewards_raw[t].copy_(reward_raw)
+        self.rewards[t].copy_(reward)
+        self.dones[t].copy_(done)
+        self.truncs[t].copy_(trunc)
+        self.step += 1
+
+    def state_dict(self) -> dict:
+        """Only entry T/0 matters between rollouts (the rest is overwritten)."""
+        return {"inputs0": {k: v[0].clone() for k, v in self.inputs.items()}, "hidden0": self.hidden[0].clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set_first(state["inputs0"], state["hidden0"])

@@ -1,0 +1,144 @@
+"""Throughput of the batched MuJoCo meta-envs vs gymnasium and raw physics.
+
+Measures env-steps/s (one env-step = one copy advanced by frame_skip physics steps) with random
+actions, N=16 copies, for
+  - ours: HalfCheetahDir / AntGoal with num_threads=1 and num_threads=2,
+  - gymnasium ``SyncVectorEnv`` of 16 ``HalfCheetah-v5`` / ``Ant-v5`` (default next-step autoreset),
+  - raw ``mujoco.mj_step(model, data, nstep=5)`` over 16 MjData of our XML on one thread
+    (for the ant also followed by ``mj_rnePostConstraint``, which AntGoal needs), no env logic.
+Best of ``--repeats`` timed windows of ``--seconds`` each. Usage:
+
+    python benchmarks/bench_mujoco_envs.py [--num-envs 16] [--seconds 2] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _rate(step_fn, n, seconds, repeats, warmup=20):
+    for _ in range(warmup):
+        step_fn()
+    best = 0.0
+    for _ in range(repeats):
+        k, t0 = 0, time.perf_counter()
+        while True:
+            for _ in range(10):
+                step_fn()
+            k += 10
+            dt = time.perf_counter() - t0
+            if dt >= seconds:
+                break
+        best = max(best, k * n / dt)
+    return best
+
+
+def bench_ours(name, n, threads, seconds, repeats):
+    from environments import make_env
+
+    env = make_env(name, num_envs=n, seed=0, num_threads=threads)
+    env.reset()
+    rng = np.random.default_rng(0)
+    act_dim = env.action_space.shape[0]
+    acts = [torch.from_numpy(rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)) for _ in range(64)]
+    state = {"i": 0}
+
+    def step():
+        state["i"] += 1
+        obs, r, term, trunc, info = env.step(acts[state["i"] % 64])
+        done = term | trunc
+        if done.any():
+            env.reset_mdp(done)
+
+    rate = _rate(step, n, seconds, repeats)
+    env.close()
+    return rate
+
+
+def bench_gym(env_id, n, seconds, repeats):
+    import gymnasium as gym
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        venv = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n)])
+    venv.reset(seed=0)
+    rng = np.random.default_rng(0)
+    acts = [rng.uniform(-1, 1, venv.action_space.shape).astype(np.float32) for _ in range(64)]
+    state = {"i": 0}
+
+    def step():
+        state["i"] += 1
+        venv.step(acts[state["i"] % 64])
+
+    rate = _rate(step, n, seconds, repeats)
+    venv.close()
+    return rate
+
+
+def bench_raw(xml, n, frame_skip, rne, seconds, repeats):
+    import mujoco
+
+    from environments.mujoco.base import ASSETS
+
+    m = mujoco.MjModel.from_xml_path(os.path.join(ASSETS, xml))
+    datas = [mujoco.MjData(m) for _ in range(n)]
+    rng = np.random.default_rng(0)
+    acts = [rng.uniform(-1, 1, (n, m.nu)) for _ in range(64)]
+    state = {"i": 0}
+
+    def step():
+        state["i"] += 1
+        a = acts[state["i"] % 64]
+        for i, d in enumerate(datas):
+            d.ctrl[:] = a[i]
+            mujoco.mj_step(m, d, nstep=frame_skip)
+            if rne:
+                mujoco.mj_rnePostConstraint(m, d)
+        # keep the model from drifting into a rare state for the whole run
+        if state["i"] % 1000 == 0:
+            for d in datas:
+                mujoco.mj_resetData(m, d)
+
+    return _rate(step, n, seconds, repeats)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    n, s, r = args.num_envs, args.seconds, args.repeats
+
+    rows = []
+    for label, ours, gym_id, xml, rne in [("HalfCheetah", "HalfCheetahDir", "HalfCheetah-v5", "half_cheetah.xml", False),
+                                          ("Ant", "AntGoal", "Ant-v5", "ant.xml", True)]:
+        raw = bench_raw(xml, n, 5, rne, s, r)
+        gym_rate = bench_gym(gym_id, n, s, r)
+        o1 = bench_ours(ours, n, 1, s, r)
+        o2 = bench_ours(ours, n, 2, s, r)
+        rows.append((label, ours, o1, o2, gym_rate, raw))
+
+    print(f"\nenv-steps/s, N={n}, best of {r} x {s}s windows, torch threads 1, cores {os.cpu_count()}")
+    hdr = f"{'model':<12}{'ours (1 thr)':>14}{'ours (2 thr)':>14}{'gym Sync16':>12}{'raw mj_step':>13}" \
+          f"{'best/gym':>10}{'1thr/raw':>10}{'best/raw':>10}"
+    print(hdr)
+    print("-" * len(hdr))
+    for label, ours, o1, o2, g, raw in rows:
+        best = max(o1, o2)
+        print(f"{label:<12}{o1:>14,.0f}{o2:>14,.0f}{g:>12,.0f}{raw:>13,.0f}{best / g:>10.2f}{o1 / raw:>10.2f}{best / raw:>10.2f}")
+    print("(ours = HalfCheetahDir / AntGoal incl. obs/reward/torch conversion; raw = bare mj_step(nstep=5) loop "
+          "on one thread, + mj_rnePostConstraint for the ant)")
+
+
+if __name__ == "__main__":
+    main()

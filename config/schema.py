@@ -1,0 +1,158 @@
+"""The one schema of every option: name, type, default, help, group.
+
+Presets (config/presets/*.py) override defaults; the CLI overrides presets. Values derived
+from the environment (dims, horizons, number of updates) live in ``utils.spec.RunSpec``,
+never here. Option names follow VariBAD/HyperX so that their commands keep working.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: str  # int | float | str | bool | int_list | float_list | json
+    default: Any
+    help: str
+    group: str
+    choices: tuple | None = None
+    optional: bool = False  # accepts "none"
+
+    def describe_default(self) -> str:
+        return "None" if self.default is None else repr(self.default)
+
+
+_OPTIONS: list[Option] = []
+
+
+def _add(group: str, name: str, type_: str, default, help_: str, choices=None, optional=False):
+    _OPTIONS.append(Option(name, type_, default, help_, group, tuple(choices) if choices else None,
+                           optional or default is None))
+
+
+# ----- general ---------------------------------------------------------------------------
+g = "general"
+_add(g, "env_name", "str", "GridNavi", "registered environment (see environments/)")
+_add(g, "env_kwargs", "json", {}, "extra keyword arguments for the env constructor, as JSON")
+_add(g, "num_frames", "int", 20_000_000, "total environment frames to train for")
+_add(g, "max_rollouts_per_task", "int", 1, "R: episodes per task (one BAMDP = R*H steps)")
+_add(g, "num_processes", "int", 16, "number of env copies stepped as one batch")
+_add(g, "seed", "int", 73, "random seed (python, numpy, torch, env task generators)")
+_add(g, "exp_label", "str", "varibad", "label of the run (first part of the run dir name)")
+_add(g, "results_log_dir", "str", "logs", "root folder of run dirs")
+_add(g, "device", "str", "auto", "cpu | cuda | auto", choices=("cpu", "cuda", "auto"))
+_add(g, "num_threads", "int", 1, "torch CPU threads (small nets run fastest on 1 thread)")
+_add(g, "deterministic_execution", "bool", False, "make CUDA ops deterministic (slower)")
+
+# ----- policy inputs ---------------------------------------------------------------------
+g = "policy_inputs"
+for part, on in (("state", True), ("latent", True), ("belief", False), ("task", False)):
+    _add(g, f"pass_{part}_to_policy", "bool", on, f"give the {part} to the policy")
+    _add(g, f"policy_{part}_embedding_dim", "int", None,
+         f"Linear+activation embedding of the {part} (None: no embedding)", optional=True)
+    _add(g, f"norm_{part}_for_policy", "bool", True,
+         f"normalise the {part} with running mean/std before the policy")
+_add(g, "norm_rew_for_policy", "bool", True, "normalise rewards by the std of the discounted return")
+_add(g, "norm_rew_clip_param", "float", 10.0, "clip normalised rewards to +-this")
+_add(g, "norm_actions_pre_sampling", "bool", False, "tanh on the Gaussian mean")
+_add(g, "norm_actions_post_sampling", "bool", False, "tanh-squash the Gaussian sample")
+_add(g, "sample_embeddings", "bool", False, "pass a latent sample instead of (mean, logvar)")
+_add(g, "add_nonlinearity_to_latent", "bool", False, "ReLU on the latent before the policy")
+
+# ----- policy network ----------------------------------------------------------------------
+g = "policy_net"
+_add(g, "policy_layers", "int_list", [32], "hidden layer sizes of actor and critic")
+_add(g, "policy_activation_function", "str", "tanh", "activation", choices=("tanh", "relu", "leaky-relu"))
+_add(g, "policy_initialisation", "str", "normc", "weight init", choices=("normc", "orthogonal"))
+_add(g, "policy_init_std", "float", 1.0, "initial std of the Gaussian policy")
+
+# ----- RL ------------------------------------------------------------------------------------
+g = "rl"
+_add(g, "policy", "str", "ppo", "policy optimiser algorithm", choices=("ppo", "a2c"))
+_add(g, "policy_optimiser", "str", "adam", "optimiser", choices=("adam", "rmsprop"))
+_add(g, "lr_policy", "float", 7e-4, "learning rate of the policy")
+_add(g, "policy_anneal_lr", "bool", False, "anneal the policy lr linearly to 0")
+_add(g, "policy_eps", "float", 1e-8, "optimiser epsilon")
+_add(g, "policy_num_steps", "int", 60, "env steps per copy between policy updates")
+_add(g, "ppo_num_epochs", "int", 2, "PPO epochs per update")
+_add(g, "ppo_num_minibatch", "int", 4, "PPO minibatches per epoch")
+_add(g, "ppo_clip_param", "float", 0.05, "PPO clip range")
+_add(g, "ppo_use_huberloss", "bool", True, "Huber value loss")
+_add(g, "ppo_use_clipped_value_loss", "bool", True, "clipped value loss")
+_add(g, "policy_value_loss_coef", "float", 0.5, "value loss coefficient")
+_add(g, "policy_entropy_coef", "float", 0.01, "entropy bonus coefficient")
+_add(g, "policy_gamma", "float", 0.95, "discount")
+_add(g, "policy_use_gae", "bool", True, "generalised advantage estimation")
+_add(g, "policy_tau", "float", 0.95, "GAE lambda")
+_add(g, "use_proper_time_limits", "bool", False,
+     "treat a BAMDP that ends by its time limit as truncated (bootstrap) instead of terminal")
+_add(g, "policy_max_grad_norm", "float", 0.5, "policy gradient clipping", optional=True)
+
+# ----- VAE -----------------------------------------------------------------------------------
+g = "vae"
+_add(g, "disable_metalearner", "bool", False, "no encoder/VAE at all (oracles, multitask)")
+_add(g, "lr_vae", "float", 1e-3, "learning rate of encoder + decoders")
+_add(g, "size_vae_buffer", "int", 100_000, "VAE buffer capacity in BAMDP trajectories")
+_add(g, "precollect_len", "int", 5000, "frames to collect before any update")
+_add(g, "vae_batch_num_trajs", "int", 25, "trajectories per VAE batch")
+_add(g, "tbptt_stepsize", "int", None, "truncated BPTT through the encoder every k steps")
+_add(g, "vae_subsample_elbos", "int", None, "ELBO terms sampled per trajectory (None: all)")
+_add(g, "vae_subsample_decodes", "int", None, "reconstructions sampled per ELBO term (None: all)")
+_add(g, "vae_avg_elbo_terms", "bool", False, "average (not sum) over ELBO terms")
+_add(g, "vae_avg_reconstruction_terms", "bool", False, "average (not sum) over reconstructed steps")
+_add(g, "num_vae_updates", "int", 3, "VAE gradient steps after every policy update")
+_add(g, "pretrain_len", "int", 0, "VAE-only updates before RL starts")
+_add(g, "kl_weight", "float", 1.0, "weight of the KL term")
+_add(g, "kl_to_gauss_prior", "bool", False, "KL to N(0,I) for every posterior, not to the previous one")
+_add(g, "decode_only_past", "bool", False, "each posterior only reconstructs the past")
+_add(g, "disable_kl_term", "bool", False, "drop the KL term")
+_add(g, "disable_stochasticity_in_latent", "bool", False, "deterministic latent (decode the mean)")
+_add(g, "disable_decoder", "bool", False, "no decoders: the encoder is trained by RL (RL2)")
+_add(g, "rlloss_through_encoder", "bool", False, "backpropagate the RL loss into the encoder")
+_add(g, "vae_loss_coeff", "float", 1.0, "weight of the VAE loss added to the RL loss (RL2)")
+_add(g, "encoder_max_grad_norm", "float", None, "encoder gradient clipping", optional=True)
+_add(g, "decoder_max_grad_norm", "float", None, "decoder gradient clipping", optional=True)
+_add(g, "checkpoint_vae_buffer", "bool", False, "also store the VAE buffer in checkpoints")
+
+# ----- encoder -------------------------------------------------------------------------------
+g = "encoder"
+_add(g, "action_embedding_size", "int", 0, "action embedding (0: action not encoded)")
+_add(g, "state_embedding_size", "int", 8, "state embedding")
+_add(g, "reward_embedding_size", "int", 8, "reward embedding")
+_add(g, "encoder_layers_before_gru", "int_list", [], "layers between embeddings and GRU")
+_add(g, "encoder_gru_hidden_size", "int", 64, "GRU hidden size")
+_add(g, "encoder_layers_after_gru", "int_list", [], "layers between GRU and latent heads")
+_add(g, "latent_dim", "int", 5, "latent dimension")
+
+# ----- decoders ------------------------------------------------------------------------------
+g = "decoder"
+_add(g, "decode_reward", "bool", True, "reward decoder")
+_add(g, "rew_loss_coeff", "float", 1.0, "weight of the reward reconstruction")
+_add(g, "input_prev_state", "bool", True, "reward decoder sees s_t")
+_add(g, "input_action", "bool", True, "reward decoder sees a_t")
+_add(g, "reward_decoder_layers", "int_list", [64, 32], "reward decoder layers")
+_add(g, "multihead_for_reward", "bool", False, "one reward head per discrete state (grids)")
+_add(g, "rew_pred_type", "str", "deterministic", "reward likelihood", choices=("deterministic", "bernoulli"))
+_add(g, "decode_state", "bool", False, "state decoder")
+_add(g, "state_loss_coeff", "float", 1.0, "weight of the state reconstruction")
+_add(g, "state_decoder_layers", "int_list", [64, 32], "state decoder layers")
+_add(g, "decode_task", "bool", False, "task decoder (Humplik et al.)")
+_add(g, "task_loss_coeff", "float", 1.0, "weight of the task reconstruction")
+_add(g, "task_decoder_layers", "int_list", [64, 32], "task decoder layers")
+_add(g, "task_pred_type", "str", "task_description", "task target",
+     choices=("task_id", "task_description"))
+
+# ----- logging -------------------------------------------------------------------------------
+g = "logging"
+_add(g, "log_interval", "int", 500, "TensorBoard scalars every k updates")
+_add(g, "eval_interval", "int", 500, "evaluation every k updates")
+_add(g, "vis_interval", "int", 500, "behaviour/latent plots every k updates")
+_add(g, "save_interval", "int", 1000, "checkpoint every k updates")
+_add(g, "num_eval_envs", "int", 16, "env copies (= tasks) per evaluation")
+_add(g, "progress_bar", "bool", True, "show a progress bar on stderr")
+
+OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
+GROUPS: list[str] = list(dict.fromkeys(o.group for o in _OPTIONS))
+

@@ -1,0 +1,106 @@
+"""Command line: pick an env-type preset, apply overrides, train or resume.
+
+    python main.py                                   # gridworld_varibad
+    python main.py --env-type pointrobot_varibad --seed 3 --num_frames 2e6 --lr_policy 3e-4
+    python main.py --resume logs/logs_GridNavi/varibad_73__2026-11-21_10-00-00
+    python main.py --help | --list-env-types
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from config.loader import DEFAULT_ENV_TYPE, ConfigError, describe_options, env_types, resolve, split_cli
+
+USAGE = """usage: python main.py [--env-type NAME] [--<option> VALUE ...]
+       python main.py --resume RUN_DIR [--num_frames N]
+       python main.py --list-env-types | --help"""
+
+RESUME_OVERRIDABLE = {"num_frames", "device", "num_threads", "progress_bar", "log_interval", "eval_interval",
+                      "vis_interval", "save_interval"}
+
+
+def parse(argv: list[str]):
+    """-> (mode, env_type or run_dir, overrides). Raises ConfigError on bad input."""
+    if "-h" in argv or "--help" in argv:
+        return "help", None, {}
+    args = split_cli(argv)
+    if "list_env_types" in args:
+        return "list", None, {}
+    if "resume" in args:
+        if len(args["resume"]) != 1:
+            raise ConfigError("--resume takes one run directory")
+        run_dir = args.pop("resume")[0]
+        bad = set(args) - RESUME_OVERRIDABLE
+        if bad:
+            raise ConfigError(f"a resumed run keeps its config; only {', '.join(sorted(RESUME_OVERRIDABLE))} "
+                              f"may change (got --{', --'.join(sorted(bad))})")
+        return "resume", run_dir, args
+    env_type = args.pop("env_type", [DEFAULT_ENV_TYPE])
+    if len(env_type) != 1:
+        raise ConfigError("--env-type takes one preset name")
+    return "train", env_type[0], args
+
+
+def load_run_config(run_dir: str, overrides: dict):
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume {run_dir}: no config.json there (is this a run directory?)")
+    if not os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint.pt")):
+        raise ConfigError(f"--resume {run_dir}: the run has no checkpoint yet; nothing to resume")
+    with open(path) as f:
+        saved = json.load(f)
+    env_type = saved.pop("env_type")
+    return resolve(env_type, overrides, values=saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        mode, target, overrides = parse(argv)
+        if mode == "help":
+            print(USAGE + "\n\nenv-types: " + ", ".join(env_types()) + "\n\noptions:" + describe_options())
+            return 0
+        if mode == "list":
+            print("\n".join(env_types()))
+            return 0
+        cfg = load_run_config(target, overrides) if mode == "resume" else resolve(target, overrides)
+    except ConfigError as err:
+        print(f"error: {err}\n{USAGE}", file=sys.stderr)
+        return 2
+
+    from metalearner import MetaLearner, NonFiniteError  # heavy imports after the CLI checks
+    from utils.logger import new_run_dir
+
+    if mode == "resume":
+        run_dir = target
+    else:
+        try:
+            from environments import ENVS
+
+            ENVS.get(cfg.env_name)
+        except KeyError as err:
+            print(f"error: --env_name: {err.args[0]}", file=sys.stderr)
+            return 2
+        run_dir = new_run_dir(cfg.results_log_dir, cfg.env_name, cfg.exp_label, cfg.seed)
+    print(f"{'resuming' if mode == 'resume' else 'training'} {cfg.env_type} -> {run_dir}", flush=True)
+    learner = None
+    try:
+        learner = MetaLearner(cfg, run_dir, resume=mode == "resume")
+        result = learner.train()
+    except NonFiniteError as err:
+        print(f"error: training stopped: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        if learner is None:
+            return 130
+        learner.save()
+        print(f"\ninterrupted; checkpoint saved. Continue with: python main.py --resume {run_dir}", file=sys.stderr)
+        return 130
+    print("final evaluation, return per episode: " + " ".join(f"{r:.3f}" for r in result.get("returns", [])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""MetaLearner: the one on-policy meta-training loop.
+
+VariBAD, RL2, Humplik task decoding and the belief/multitask oracles are options of this
+loop, not copies of it. One iteration:
+
+    1. re-encode every copy's unfinished BAMDP trajectory with the current encoder
+    2. collect ``policy_num_steps`` steps from all copies (policy acts on state + belief)
+    3. once ``precollect_len`` frames are in: GAE returns, a PPO/A2C update, then
+       ``num_vae_updates`` VAE steps on trajectories from the VAE buffer
+    4. update the policy input normalisers; log / evaluate / plot / checkpoint on schedule
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+
+from algorithms.ppo import PolicyUpdater
+from algorithms.storage import RolloutStorage, compute_gae
+from config.loader import Config
+from environments import make_env
+from environments.bamdp import BAMDPWrapper
+from models.policy import Policy
+from utils import evaluation, plotting
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.logger import Logger, Progress, save_json
+from utils.running_stats import RewardNormaliser
+from utils.seeding import pick_device, rng_state, seed_everything, set_rng_state, set_threads
+from utils.spec import RunSpec
+from vae import VAE
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or statistic became NaN/inf; the message says where."""
+
+
+def build_env(cfg: Config, num_envs: int, seed: int, device) -> BAMDPWrapper:
+    env = make_env(cfg.env_name, num_envs=num_envs, seed=seed, device=device, **cfg.env_kwargs)
+    return BAMDPWrapper(env, cfg.max_rollouts_per_task)
+
+
+def build_policy(cfg: Config, spec: RunSpec, device) -> Policy:
+    z = cfg.latent_dim if cfg.sample_embeddings else 2 * cfg.latent_dim
+    dims = {"state": spec.obs_dim * cfg.pass_state_to_policy,
+            "latent": z * (cfg.pass_latent_to_policy and not cfg.disable_metalearner),
+            "belief": spec.belief_dim * cfg.pass_belief_to_policy,
+            "task": spec.task_dim * cfg.pass_task_to_policy}
+    if cfg.pass_belief_to_policy and not spec.belief_dim:
+        raise ValueError(f"--pass_belief_to_policy: env {cfg.env_name} has no exact belief")
+    parts = ("state", "latent", "belief", "task")
+    return Policy(dims, spec.num_actions, spec.discrete, cfg.policy_layers, cfg.policy_activation_function,
+                  cfg.policy_initialisation,
+                  embed_dims={p: getattr(cfg, f"policy_{p}_embedding_dim") for p in parts},
+                  normalise={p: getattr(cfg, f"norm_{p}_for_policy") for p in parts},
+                  init_std=cfg.policy_init_std, tanh_mean=cfg.norm_actions_pre_sampling,
+                  tanh_squash=cfg.norm_actions_post_sampling).to(device)
+
+
+def policy_inputs(cfg: Config, env: BAMDPWrapper, obs, latent=None) -> dict[str, torch.Tensor]:
+    """Everything the policy may look at; it picks the parts it was built for."""
+    inputs = {"state": obs}
+    if latent is not None:
+        inputs["latent"] = latent
+    if cfg.pass_belief_to_policy:
+        inputs["belief"] = env.get_belief()
+    if cfg.pass_task_to_policy:
+        inputs["task"] = env.get_task()
+    return inputs
+
+
+class MetaLearner:
+    def __init__(self, cfg: Config, run_dir: str, resume: bool = False):
+        self.cfg, self.run_dir = cfg, run_dir
+        set_threads(cfg.num_threads)
+        seed_everything(cfg.seed, cfg.deterministic_execution)
+        self.device = pick_device(cfg.device)
+        self.env = build_env(cfg, cfg.num_processes, cfg.seed, self.device)
+        self.spec = RunSpec.from_env(self.env, cfg)
+        inner = self.env.env
+        to_id = getattr(inner, "cell_id", None)
+        self.vae = None if cfg.disable_metalearner else VAE(
+            self.spec, cfg.section("vae", "encoder", "decoder"), cfg.num_processes, self.device,
+            state_to_id=to_id, task_to_id=to_id, seed=cfg.seed)
+        self.policy = build_policy(cfg, self.spec, self.device)
+        self.updater = PolicyUpdater(
+            self.policy, cfg.policy, cfg.lr_policy, cfg.policy_eps, cfg.policy_optimiser, cfg.ppo_num_epochs,
+            cfg.ppo_num_minibatch, cfg.ppo_clip_param, cfg.policy_value_loss_coef, cfg.policy_entropy_coef,
+            cfg.policy_max_grad_norm, cfg.ppo_use_huberloss, cfg.ppo_use_clipped_value_loss,
+            self.spec.num_updates if cfg.policy_anneal_lr else None)
+        hidden = self.vae.encoder.hidden_size if self.vae else 1
+        self.storage = RolloutStorage(cfg.policy_num_steps, cfg.num_processes, self._input_dims(), (
+            () if self.spec.discrete else (self.spec.action_dim,)), self.spec.discrete, hidden, self.device)
+        self.rew_norm = RewardNormaliser(cfg.num_processes, cfg.policy_gamma, cfg.norm_rew_clip_param, self.device)
+        self.iter, self.frames, self.vae_pretrained = 0, 0, False
+        self.obs = self.env.reset()
+        self.logger = Logger(run_dir, resume=resume)
+        self.progress = Progress(cfg.num_frames, cfg.progress_bar)
+        self.last_eval: dict = {}
+        if resume:
+            self._load(load_checkpoint(run_dir))
+            self.progress = Progress(cfg.num_frames, cfg.progress_bar, start_frames=self.frames)
+        else:
+            save_json(cfg.to_dict(), os.path.join(run_dir, "config.json"))
+
+    # ---------------------------------------------------------------- the loop
+    def train(self) -> dict:
+        """Run until num_frames; returns the last evaluation."""
+        if self.iter == 0:
+            self._evaluate_and_plot()  # the untrained policy, for the curves' first point
+        t_start = time.time()
+        while self.iter < self.spec.num_updates:
+            self.collect_rollout()
+            stats = self.update()
+            self.iter += 1
+            self._on_iteration_end(stats, t_start)
+        self.save()
+        self.progress.close()
+        self.logger.close()
+        return self.last_eval
+
+    # ---------------------------------------------------------------- rollouts
+    def _input_dims(self) -> dict[str, int]:
+        z = self.cfg.latent_dim if self.cfg.sample_embeddings else 2 * self.cfg.latent_dim
+        return {"state": self.spec.obs_dim, "latent": z if self.vae else 0,
+                "belief": self.spec.belief_dim if self.cfg.pass_belief_to_policy else 0,
+                "task": self.spec.task_dim if self.cfg.pass_task_to_policy else 0}
+
+    def _latent_input(self, mean, logvar):
+        if self.cfg.sample_embeddings:
+            lat = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+        else:
+            lat = torch.cat([mean, logvar], -1)
+        return torch.relu(lat) if self.cfg.add_nonlinearity_to_latent else lat
+
+    def _policy_inputs(self, latent=None) -> dict[str, torch.Tensor]:
+        return policy_inputs(self.cfg, self.env, self.obs, latent)
+
+    def _encoder_action(self, action: torch.Tensor) -> torch.Tensor:
+        """What the encoder/VAE see of an action: the env action, as float [N, da]."""
+        if self.spec.discrete:
+            return action.float().reshape(-1, 1)
+        return torch.tanh(action) if self.cfg.norm_actions_post_sampling else action
+
+    @torch.no_grad()
+    def collect_rollout(self) -> None:
+        cfg, vae = self.cfg, self.vae
+        latent = hidden = None
+        if vae is not None:
+            mean, logvar, hidden = vae.encode_running()
+            latent = self._latent_input(mean, logvar)
+        self.storage.set_first(self._policy_inputs(latent), hidden)
+        for _ in range(cfg.policy_num_steps):
+            act = self.policy.act(self._policy_inputs(latent))
+            obs, reward, done, info = self.env.step(act.env_action)
+            any_done = bool(done.any())  # CPU: free; on GPU one sync per step (env already syncs)
+            reward_in = self.rew_norm(reward, done) if cfg.norm_rew_for_policy else reward
+            enc_action = self._encoder_action(act.action)
+            if vae is not None:
+                post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden, done)
+                hidden, latent = post.hidden, self._latent_input(post.mean, post.logvar)
+                vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
+            self.obs = obs
+            self.storage.insert(inputs=self._policy_inputs(latent), hidden=hidden, next_obs=info["next_obs"],
+                                action=act.action, log_prob=act.log_prob, value=act.value, reward_raw=reward,
+                                reward=reward_in, done=done, trunc=info["bamdp_truncated"])
+            self.frames += cfg.num_processes
+
+    # ---------------------------------------------------------------- updates
+    def update(self) -> dict:
+        cfg, vae = self.cfg, self.vae
+        if self.frames < cfg.precollect_len:
+            return {}
+        stats: dict = {}
+        if vae is not None and cfg.pretrain_len and not self.vae_pretrained and vae.ready():
+            stats["vae_pretrain"] = vae.update(cfg.pretrain_len)
+            self.vae_pretrained = True
+        with torch.no_grad():
+            last = {k: v[-1] for k, v in self.storage.inputs.items()}
+            self.storage.values[-1] = self.policy(last)[1]
+            self.storage.returns = compute_gae(
+                self.storage.rewards, self.storage.values, self.storage.dones, self.storage.truncs,
+                cfg.policy_gamma, cfg.policy_tau, cfg.policy_use_gae, cfg.use_proper_time_limits)
+        kwargs = {}
+        if vae is not None and cfg.rlloss_through_encoder:
+            kwargs = dict(recompute_latent=self._recompute_latent, extra_optimiser=vae.optimiser,
+                          extra_params=list(vae.encoder.parameters()),
+                          extra_max_grad_norm=cfg.encoder_max_grad_norm)
+            if vae.ready():
+                kwargs["extra_loss"] = lambda: cfg.vae_loss_coeff * vae.loss(
+                    vae.buffer.sample(cfg.vae_batch_num_trajs, vae.generator))[0]
+        stats["policy"] = self.updater.update(self.storage, **kwargs)
+        if vae is not None and vae.ready() and cfg.num_vae_updates:
+            stats["vae"] = vae.update(cfg.num_vae_updates)
+        self.policy.update_normalisers({k: v[:-1] for k, v in self.storage.inputs.items()})
+        self._check_finite(stats)
+        return stats
+
+    def _recompute_latent(self) -> torch.Tensor:
+        """Policy latents of the last rollout, recomputed WITH gradients (RL2)."""
+        s = self.storage
+        post = self.vae.encoder.forward_with_resets(
+            self._encoder_action(s.actions).reshape(s.num_steps, s.num_envs, -1), s.next_obs,
+            s.rewards_raw[..., None], s.hidden[0], s.dones)
+        return self._latent_input(post.mean[:-1], post.logvar[:-1])
+
+    def _check_finite(self, stats: dict) -> None:
+        for group, values in stats.items():
+            for key, val in values.items():
+                if not math.isfinite(val):
+                    raise NonFiniteError(
+                        f"{group}/{key} is {val} at iteration {self.iter}, frame {self.frames} "
+                        f"(env {self.cfg.env_name}, seed {self.cfg.seed}). Last checkpoint: "
+                        f"{os.path.join(self.run_dir, 'checkpoints')}. Try a lower --lr_policy/--lr_vae.")
+
+    # ---------------------------------------------------------------- logging
+    def _on_iteration_end(self, stats: dict, t_start: float) -> None:
+        cfg, it = self.cfg, self.iter
+        if it % cfg.log_interval == 0 and stats:
+            self._log_scalars(stats)
+        if it % cfg.eval_interval == 0 or it == self.spec.num_updates:
+            self._evaluate_and_plot(vis=it % cfg.vis_interval == 0)
+        elif it % cfg.vis_interval == 0:
+            self._visualise()
+        if it % cfg.save_interval == 0:
+            self.save()
+        ret = self.last_eval.get("returns")
+        info = "" if ret is None else "return/ep " + " ".join(f"{r:.2f}" for r in ret)
+        self.progress.update(self.frames, info)
+
+    def _log_scalars(self, stats: dict) -> None:
+        log, it, s = self.logger, self.iter, self.storage
+        for key, val in stats.get("policy", {}).items():
+            log.add(f"policy_losses/{key}", val, it)
+        for key, val in stats.get("vae", {}).items():
+            log.add(f"vae_losses/{key}", val, it)
+        log.add("environment/state_max", s.next_obs.max(), it)
+        log.add("environment/state_min", s.next_obs.min(), it)
+        log.add("environment/rew_max", s.rewards_raw.max(), it)
+        log.add("environment/rew_min", s.rewards_raw.min(), it)
+        log.add("policy/value", s.values.mean(), it)
+        log.add("policy/action_logprob", s.log_probs.mean(), it)
+        if not self.spec.discrete:
+            log.add("policy/action_logstd", self.policy.logstd.mean(), it)
+        if "latent" in s.inputs:
+            z = self.cfg.latent_dim
+            log.add("encoder/latent_mean", s.inputs["latent"][..., :z].mean(), it)
+            if not self.cfg.sample_embeddings:
+                log.add("encoder/latent_logvar", s.inputs["latent"][..., z:].mean(), it)
+        log.add("time/fps", self.progress.fps(self.frames), self.frames)
+
+    def _evaluate_and_plot(self, vis: bool = True) -> None:
+        res = evaluation.evaluate(self, seed=self.cfg.seed * 42 + self.iter)
+        self.last_eval = res
+        log, it, fr = self.logger, self.iter, self.frames
+        for k, (m, sd) in enumerate(zip(res["returns"], res["returns_std"])):
+            for axis, x in (("iter", it), ("frame", fr)):
+                log.add(f"return_avg_per_{axis}/episode_{k + 1}", m, x)
+                log.add(f"return_std_per_{axis}/episode_{k + 1}", sd, x)
+            log.record(f"return_episode_{k + 1}", m)
+        for name in ("success", "sparse_return", "dense_return"):
+            for k, m in enumerate(res.get(name, [])):
+                for axis, x in (("iter", it), ("frame", fr)):
+                    log.add(f"{name}_avg_per_{axis}/episode_{k + 1}", m, x)
+                log.record(f"{name}_episode_{k + 1}", m)
+        log.record("iteration", it)
+        log.record("frames", fr)
+        log.record("fps", self.progress.fps(fr))
+        log.dump_row()
+        plotting.plot_learning_curves(os.path.join(self.run_dir, "progress.csv"),
+                                      os.path.join(self.run_dir, "plots", "returns.png"))
+        if vis:
+            self._visualise()
+
+    def _visualise(self) -> None:
+        rollout = evaluation.single_rollout(self, seed=self.cfg.seed * 42 + self.iter + 7)
+        plotting.plot_behaviour(self, rollout, os.path.join(self.run_dir, "plots"), self.iter)
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        return {"iter": self.iter, "frames": self.frames, "vae_pretrained": self.vae_pretrained,
+                "policy": self.policy.state_dict(), "updater": self.updater.state_dict(),
+                "vae": self.vae.state_dict(self.cfg.checkpoint_vae_buffer) if self.vae else None,
+                "rew_norm": self.rew_norm.state_dict(), "env": self.env.state_dict(), "obs": self.obs.clone(),
+                "storage": self.storage.state_dict(), "rng": rng_state(), "config": self.cfg.to_dict()}
+
+    def save(self) -> None:
+        save_checkpoint(self.state_dict(), self.run_dir)
+
+    def _load(self, state: dict) -> None:
+        self.iter, self.frames = state["iter"], state["frames"]
+        self.vae_pretrained = state["vae_pretrained"]
+        self.policy.load_state_dict(state["policy"])
+        self.updater.load_state_dict(state["updater"])
+        if self.vae is not None:
+            self.vae.load_state_dict(state["vae"])
+        self.rew_norm.load_state_dict(state["rew_norm"])
+        self.env.load_state_dict(state["env"])
+        self.obs = state["obs"].to(self.device)
+        self.storage.load_state_dict(state["storage"])
+        set_rng_state(state["rng"])

@@ -1,0 +1,149 @@
+"""Actor-critic policy conditioned on any of (state, latent, belief, task).
+
+Each input part gets an optional running normaliser and an optional Linear+activation
+embedding; the parts are concatenated and fed to an actor-critic *body*. The default body
+is two MLPs (actor, critic); a hypernetwork body (models/hypernet.py) has the same
+``forward(base_input, cond) -> (actor_out, value)`` signature and takes ``cond`` (the
+embedded latent) separately from the base input.
+
+Actions: Categorical (logits) or diagonal Gaussian with a state-independent log-std,
+optionally tanh on the mean (``norm_actions_pre_sampling``) or a tanh-squashed sample
+(``norm_actions_post_sampling``, with the change-of-variables log-prob). Storage keeps the
+*raw* (pre-squash) action so log-probs are exact; ``act`` also returns the env action.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from models.common import ACTIVATIONS, FeatureExtractor, init_linear
+from utils.running_stats import RunningMeanStd
+
+PARTS = ("state", "latent", "belief", "task")
+
+
+class MLPActorCritic(nn.Module):
+    """Separate actor and critic MLPs; ``cond`` (if any) is concatenated to the input."""
+
+    def __init__(self, base_in_dim: int, cond_dim: int, hidden_layers: list[int], actor_out_dim: int,
+                 activation: str = "tanh", init: str = "normc", actor_head_gain: float = 0.01):
+        super().__init__()
+        gain = nn.init.calculate_gain(activation.replace("-", "_"))
+
+        def trunk():
+            layers, d = [], base_in_dim + cond_dim
+            for size in hidden_layers:
+                layers += [init_linear(nn.Linear(d, size), init, gain), ACTIVATIONS[activation]()]
+                d = size
+            return nn.Sequential(*layers), d
+
+        self.actor, d = trunk()
+        self.critic, _ = trunk()
+        self.actor_head = init_linear(nn.Linear(d, actor_out_dim), "orthogonal" if init == "orthogonal" else "normc",
+                                      actor_head_gain)
+        self.value_head = init_linear(nn.Linear(d, 1), init, 1.0)
+
+    def forward(self, base_input: torch.Tensor, cond: torch.Tensor | None = None):
+        x = base_input if cond is None else torch.cat([base_input, cond], -1)
+        return self.actor_head(self.actor(x)), self.value_head(self.critic(x))
+
+
+class ActResult(NamedTuple):
+    value: torch.Tensor       # [B]
+    action: torch.Tensor      # [B] long or [B, A] raw (pre-squash)
+    env_action: torch.Tensor  # what the env gets
+    log_prob: torch.Tensor    # [B]
+
+
+class Policy(nn.Module):
+    def __init__(self, input_dims: dict[str, int], num_actions: int, discrete: bool, layers: list[int],
+                 activation: str = "tanh", init: str = "normc", embed_dims: dict[str, int | None] | None = None,
+                 normalise: dict[str, bool] | None = None, init_std: float = 1.0,
+                 tanh_mean: bool = False, tanh_squash: bool = False, body: nn.Module | None = None,
+                 cond_part: str | None = None):
+        """input_dims: sizes of the parts the policy sees (only those given are used).
+        cond_part: the part fed to the body as ``cond`` (hypernetwork input) instead of the
+        base input; None concatenates everything into the base input."""
+        super().__init__()
+        self.parts = [p for p in PARTS if input_dims.get(p)]
+        if not self.parts:
+            raise ValueError("the policy sees no input: pass at least one of state/latent/belief/task")
+        embed_dims, normalise = embed_dims or {}, normalise or {}
+        self.discrete, self.tanh_mean, self.tanh_squash = discrete, tanh_mean, tanh_squash
+        self.cond_part = cond_part
+        self.normalisers = nn.ModuleDict({p: RunningMeanStd((input_dims[p],)) for p in self.parts if normalise.get(p)})
+        self.embedders = nn.ModuleDict({p: FeatureExtractor(input_dims[p], embed_dims[p], activation)
+                                        for p in self.parts if embed_dims.get(p)})
+        sizes = {p: embed_dims.get(p) or input_dims[p] for p in self.parts}
+        base_dim = sum(s for p, s in sizes.items() if p != cond_part)
+        cond_dim = sizes[cond_part] if cond_part else 0
+        self.body = body if body is not None else MLPActorCritic(
+            base_dim, cond_dim, layers, num_actions, activation, init, 0.01 if discrete else 1.0)
+        if not discrete:
+            self.logstd = nn.Parameter(torch.full((num_actions,), math.log(init_std)))
+
+    # ---- inputs -------------------------------------------------------------------------
+    def _features(self, inputs: dict[str, torch.Tensor]):
+        feats = {}
+        for p in self.parts:
+            x = inputs[p]
+            if p in self.normalisers:
+                x = self.normalisers[p].normalise(x)
+            if p in self.embedders:
+                x = self.embedders[p](x)
+            feats[p] = x
+        base = torch.cat([feats[p] for p in self.parts if p != self.cond_part], -1)
+        return base, (feats[self.cond_part] if self.cond_part else None)
+
+    @torch.no_grad()
+    def update_normalisers(self, inputs: dict[str, torch.Tensor]) -> None:
+        for p, rms in self.normalisers.items():
+            rms.update(inputs[p])
+
+    def forward(self, inputs: dict[str, torch.Tensor]):
+        actor_out, value = self.body(*self._features(inputs))
+        return actor_out, value.squeeze(-1)
+
+    # ---- distributions (written out: torch.distributions adds validation overhead) -----
+    def _log_prob(self, actor_out, action):
+        if self.discrete:
+            return F.log_softmax(actor_out, -1).gather(-1, action.long().reshape(-1, 1)).squeeze(-1)
+        mean = torch.tanh(actor_out) if self.tanh_mean else actor_out
+        logstd = self.logstd.clamp_min(math.log(1e-6))
+        lp = (-0.5 * ((action - mean) / logstd.exp()).pow(2) - logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
+        if self.tanh_squash:  # change of variables for a = tanh(u)
+            lp = lp - (2 * (math.log(2) - action - F.softplus(-2 * action))).sum(-1)
+        return lp
+
+    def _entropy(self, actor_out):
+        if self.discrete:
+            logp = F.log_softmax(actor_out, -1)
+            return -(logp.exp() * logp).sum(-1)
+        logstd = self.logstd.clamp_min(math.log(1e-6))
+        # Gaussian entropy (for tanh-squashed actions this is the usual pre-squash proxy)
+        return (logstd + 0.5 * math.log(2 * math.pi * math.e)).sum().expand(actor_out.shape[0])
+
+    def act(self, inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
+        actor_out, value = self(inputs)
+        if self.discrete:
+            if deterministic:
+                action = actor_out.argmax(-1)
+            else:
+                action = torch.multinomial(F.softmax(actor_out, -1), 1).squeeze(-1)
+            return ActResult(value, action, action, self._log_prob(actor_out, action))
+        mean = torch.tanh(actor_out) if self.tanh_mean else actor_out
+        if deterministic:
+            action = mean
+        else:
+            action = mean + torch.randn_like(mean) * self.logstd.clamp_min(math.log(1e-6)).exp()
+        env_action = torch.tanh(action) if self.tanh_squash else action
+        return ActResult(value, action, env_action, self._log_prob(actor_out, action))
+
+    def evaluate(self, inputs: dict[str, torch.Tensor], actions: torch.Tensor):
+        """(value [B], log_prob [B], entropy [B]) of stored raw actions, with gradients."""
+        actor_out, value = self(inputs)
+        return value, self._log_prob(actor_out, actions), self._entropy(actor_out)

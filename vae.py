@@ -1,0 +1,331 @@
+"""The belief model: encoder + decoders + ELBO + the buffer of whole BAMDP trajectories.
+
+ELBO (VariBAD): one term per posterior t = 0..H+ (the prior is t = 0)
+
+    ELBO_t = E_{m ~ q(m | tau_:t)} [ sum_i log p(r_{i+1} | s_i, a_i, s_{i+1}, m) + log p(s_{i+1} | s_i, a_i, m) ]
+             - KL( q(m | tau_:t) || q(m | tau_:t-1) ),     q(m | tau_:-1) = N(0, I)
+
+computed for all (posterior, decode) pairs at once as [K, D, B] tensors (K posteriors,
+D reconstructed steps, B trajectories), with optional subsampling of both.
+
+Reductions (documented fix of reference pitfall 6): over decodes and over ELBO terms each
+term is summed or averaged as configured; over trajectories BOTH the reconstruction and
+the KL are averaged. (VariBAD averaged the reconstruction but summed the KL over
+trajectories, so its effective kl_weight was kl_weight * vae_batch_num_trajs; to reproduce
+a reference run exactly, multiply its kl_weight by its vae_batch_num_trajs.)
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.decoder import RewardDecoder, StateDecoder, TaskDecoder
+from models.encoder import RNNEncoder, sample_gaussian
+from utils.spec import RunSpec
+
+
+class TrajectoryBuffer:
+    """FIFO of whole BAMDP trajectories plus the running (unfinished) one of every copy.
+
+    Stored time-major: fields [H+, capacity, d]; ``lengths`` [capacity]. Memory is
+    allocated lazily by torch.empty (untouched pages cost no RSS).
+    """
+
+    FIELDS = ("prev_obs", "actions", "rewards", "next_obs")
+
+    def __init__(self, capacity: int, horizon: int, num_envs: int, dims: dict[str, int], task_dim: int,
+                 device, dtype=torch.float32):
+        self.capacity, self.horizon, self.num_envs = capacity, horizon, num_envs
+        self.device = device
+        self.data = {k: torch.empty(horizon, capacity, dims[k], dtype=dtype) for k in self.FIELDS}
+        self.tasks = torch.zeros(capacity, max(task_dim, 1))
+        self.lengths = torch.zeros(capacity, dtype=torch.long)
+        self.running = {k: torch.zeros(horizon, num_envs, dims[k], device=device) for k in self.FIELDS}
+        self.running_tasks = torch.zeros(num_envs, max(task_dim, 1), device=device)
+        self.t = torch.zeros(num_envs, dtype=torch.long, device=device)
+        self._env_idx = torch.arange(num_envs, device=device)
+        self.insert_pos, self.size = 0, 0
+
+    def insert(self, prev_obs, actions, rewards, next_obs, task, done: torch.Tensor, any_done: bool) -> None:
+        """Append one step of every copy; move finished trajectories into the FIFO.
+
+        ``any_done`` is passed by the caller (which already knows it) to avoid a GPU sync."""
+        step = {"prev_obs": prev_obs, "actions": actions.reshape(self.num_envs, -1).float(),
+                "rewards": rewards.reshape(self.num_envs, 1), "next_obs": next_obs}
+        t = self.t.clamp_max(self.horizon - 1)
+        for k, v in step.items():
+            self.running[k][t, self._env_idx] = v
+        if task is not None:
+            self.running_tasks.copy_(task.reshape(self.num_envs, -1))
+        self.t += 1
+        if any_done:
+            self._finish(done)
+
+    def _finish(self, done: torch.Tensor) -> None:
+        if self.capacity == 0:
+            self.t[done] = 0
+            return
+        envs = done.nonzero().squeeze(1)
+        n = len(envs)
+        slots = (torch.arange(n) + self.insert_pos) % self.capacity
+        for k in self.FIELDS:
+            self.data[k][:, slots] = self.running[k][:, envs].to(self.data[k].dtype).cpu()
+        self.tasks[slots] = self.running_tasks[envs].cpu()
+        self.lengths[slots] = self.t[envs].cpu()
+        self.insert_pos = (self.insert_pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+        self.t[done] = 0
+
+    def sample(self, batch: int, generator: torch.Generator | None = None) -> SimpleNamespace:
+        """Random trajectories (with replacement), cropped to the longest one, on device."""
+        idx = torch.randint(self.size, (batch,), generator=generator)
+        lengths = self.lengths[idx]
+        L = int(lengths.max())
+        out = {k: v[:L, idx].to(self.device, torch.float32) for k, v in self.data.items()}
+        return SimpleNamespace(**out, tasks=self.tasks[idx].to(self.device), lengths=lengths.to(self.device))
+
+    def running_batch(self) -> SimpleNamespace:
+        """The unfinished trajectory of every copy (for re-encoding), cropped to the longest."""
+        L = max(int(self.t.max()), 1)
+        return SimpleNamespace(**{k: v[:L] for k, v in self.running.items()}, lengths=self.t.clone())
+
+    def state_dict(self, with_data: bool) -> dict:
+        state = {"running": {k: v.clone() for k, v in self.running.items()}, "t": self.t.clone(),
+                 "running_tasks": self.running_tasks.clone(), "insert_pos": self.insert_pos, "size": self.size}
+        if with_data:
+            state.update(data={k: v[:, :self.size].clone() for k, v in self.data.items()},
+                         tasks=self.tasks[:self.size].clone(), lengths=self.lengths[:self.size].clone())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state["running"].items():
+            self.running[k].copy_(v)
+        self.t.copy_(state["t"])
+        self.running_tasks.copy_(state["running_tasks"])
+        if "data" in state:
+            n = state["data"]["prev_obs"].shape[1]
+            for k, v in state["data"].items():
+                self.data[k][:, :n] = v
+            self.tasks[:n] = state["tasks"]
+            self.lengths[:n] = state["lengths"]
+            self.insert_pos, self.size = state["insert_pos"], state["size"]
+        # without stored data the buffer restarts empty and refills from new rollouts
+
+
+def gaussian_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N1 || N2) for diagonal Gaussians, summed over the last dim."""
+    return 0.5 * (logvar2 - logvar1 + (logvar1.exp() + (mean1 - mean2).pow(2)) / logvar2.exp() - 1).sum(-1)
+
+
+class VAE:
+    """Encoder + decoders + optimiser + buffer. ``cfg``: the vae/encoder/decoder sections."""
+
+    def __init__(self, spec: RunSpec, cfg: SimpleNamespace, num_envs: int, device,
+                 state_to_id: Callable | None = None, task_to_id: Callable | None = None,
+                 seed: int = 0):
+        self.cfg, self.spec, self.device = cfg, spec, device
+        self.state_to_id, self.task_to_id = state_to_id, task_to_id
+        self.encoder = RNNEncoder(spec.obs_dim, spec.action_dim, cfg.latent_dim, cfg.encoder_gru_hidden_size,
+                                  cfg.action_embedding_size, cfg.state_embedding_size, cfg.reward_embedding_size,
+                                  cfg.encoder_layers_before_gru, cfg.encoder_layers_after_gru).to(device)
+        self.decode_reward = cfg.decode_reward and not cfg.disable_decoder
+        self.decode_state = cfg.decode_state and not cfg.disable_decoder
+        self.decode_task = cfg.decode_task and not cfg.disable_decoder
+        z = cfg.latent_dim
+        self.reward_decoder = self.state_decoder = self.task_decoder = None
+        if self.decode_reward:
+            if cfg.multihead_for_reward and (spec.num_tasks is None or state_to_id is None):
+                raise ValueError("--multihead_for_reward needs an env with discrete states (num_tasks, cell_id)")
+            self.reward_decoder = RewardDecoder(
+                z, spec.obs_dim, spec.action_dim, cfg.reward_decoder_layers, cfg.state_embedding_size,
+                cfg.action_embedding_size, cfg.input_prev_state, cfg.input_action,
+                spec.num_tasks if cfg.multihead_for_reward else None).to(device)
+        if self.decode_state:
+            self.state_decoder = StateDecoder(z, spec.obs_dim, spec.action_dim, cfg.state_decoder_layers,
+                                              cfg.state_embedding_size, cfg.action_embedding_size).to(device)
+        if self.decode_task:
+            if cfg.task_pred_type == "task_id" and (spec.num_tasks is None or task_to_id is None):
+                raise ValueError("--task_pred_type task_id needs an env with discrete tasks")
+            out = spec.num_tasks if cfg.task_pred_type == "task_id" else spec.task_dim
+            self.task_decoder = TaskDecoder(z, cfg.task_decoder_layers, out).to(device)
+        self.optimiser = torch.optim.Adam(self.parameters(), lr=cfg.lr_vae)
+        self.has_decoder = any(d is not None for d in self.decoders().values())
+        capacity = cfg.size_vae_buffer if self.has_decoder else 0
+        dims = {"prev_obs": spec.obs_dim, "actions": spec.action_dim, "rewards": 1, "next_obs": spec.obs_dim}
+        self.buffer = TrajectoryBuffer(capacity, spec.horizon, num_envs, dims, spec.task_dim, device)
+        self.generator = torch.Generator().manual_seed(seed + 12345)
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+    def decoders(self) -> dict[str, nn.Module | None]:
+        return {"reward_decoder": self.reward_decoder, "state_decoder": self.state_decoder,
+                "task_decoder": self.task_decoder}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, **{k: v for k, v in self.decoders().items() if v is not None}}
+
+    def parameters(self) -> list:
+        return [p for m in self.modules().values() for p in m.parameters()]
+
+    def state_dict(self, with_buffer: bool) -> dict:
+        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "optimiser": self.optimiser.state_dict(), "buffer": self.buffer.state_dict(with_buffer),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.generator.set_state(state["generator"])
+
+    # ---- encoding ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_running(self):
+        """Re-encode every copy's unfinished trajectory with the current encoder; returns
+        the posterior at the current step (the prior for copies at the start of a BAMDP)."""
+        run = self.buffer.running_batch()
+        post = self.encoder(run.actions, run.next_obs, run.rewards, return_prior=True)
+        idx = run.lengths.clamp_max(post.mean.shape[0] - 1)
+        rows = torch.arange(len(idx), device=idx.device)
+        return post.mean[idx, rows], post.logvar[idx, rows], post.hidden[idx, rows]
+
+    # ---- the ELBO ---------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return self.has_decoder and self.buffer.size > 0
+
+    def update(self, num_updates: int) -> dict:
+        stats = {}
+        for _ in range(num_updates):
+            loss, stats = self.loss(self.buffer.sample(self.cfg.vae_batch_num_trajs, self.generator))
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.encoder_max_grad_norm:
+                nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.encoder_max_grad_norm)
+            if self.cfg.decoder_max_grad_norm:
+                for dec in self.decoders().values():
+                    if dec is not None:
+                        nn.utils.clip_grad_norm_(dec.parameters(), self.cfg.decoder_max_grad_norm)
+            self.optimiser.step()
+        return {k: float(v) for k, v in stats.items()}
+
+    def _indices(self, lengths: torch.Tensor, L: int, subsample: bool = True):
+        """ELBO indices [K, B] with validity, decode indices [D, B] with validity."""
+        cfg, B, dev = self.cfg, lengths.shape[0], lengths.device
+        if cfg.vae_subsample_elbos and subsample:
+            u = torch.rand(cfg.vae_subsample_elbos, B, generator=self.generator).to(dev)
+            e_idx = (u * (lengths + 1)).long()
+            e_ok = torch.ones_like(e_idx, dtype=torch.bool)
+        else:
+            e_idx = torch.arange(L + 1, device=dev)[:, None].expand(L + 1, B)
+            e_ok = e_idx <= lengths
+        if cfg.vae_subsample_decodes and subsample:
+            u = torch.rand(cfg.vae_subsample_decodes, B, generator=self.generator).to(dev)
+            d_idx = (u * lengths).long()
+            d_ok = torch.ones_like(d_idx, dtype=torch.bool)
+        else:
+            d_idx = torch.arange(L, device=dev)[:, None].expand(L, B)
+            d_ok = d_idx < lengths
+        return e_idx, e_ok, d_idx, d_ok
+
+    def _elbo_terms(self, batch: SimpleNamespace, subsample: bool = True, avg_decodes: bool | None = None):
+        """Per-posterior terms: {name: [K, B]} reduced over decodes, their validity [K, B],
+        and the KL [L+1, B] with its validity."""
+        cfg = self.cfg
+        avg_decodes = cfg.vae_avg_reconstruction_terms if avg_decodes is None else avg_decodes
+        L = batch.actions.shape[0]
+        post = self.encoder(batch.actions, batch.next_obs, batch.rewards, return_prior=True,
+                            detach_every=cfg.tbptt_stepsize)
+        latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent)
+        e_idx, e_ok, d_idx, d_ok = self._indices(batch.lengths, L, subsample)
+        K, D, B = e_idx.shape[0], d_idx.shape[0], e_idx.shape[1]
+        lat = latent.gather(0, e_idx[..., None].expand(K, B, latent.shape[-1]))  # [K, B, z]
+        mask = e_ok[:, None] & d_ok[None]                                        # [K, D, B]
+        if cfg.decode_only_past:
+            mask = mask & (d_idx[None] < e_idx[:, None])
+        take = lambda x: x.gather(0, d_idx[..., None].expand(D, B, x.shape[-1]))  # noqa: E731
+        tgt = SimpleNamespace(prev_obs=take(batch.prev_obs), actions=take(batch.actions),
+                              rewards=take(batch.rewards), next_obs=take(batch.next_obs))
+        lat_kd = lat[:, None].expand(K, D, B, lat.shape[-1])
+        exp = lambda x: x[None].expand(K, *x.shape)  # noqa: E731
+
+        def over_decodes(err):
+            err = err * mask
+            return err.sum(1) / mask.sum(1).clamp_min(1) if avg_decodes else err.sum(1)
+
+        terms = {}
+        if self.reward_decoder is not None:
+            terms["reward_reconstr_err"] = over_decodes(self._reward_error(lat, lat_kd, tgt, exp))
+        if self.state_decoder is not None:
+            pred = self.state_decoder(lat_kd, exp(tgt.prev_obs), exp(tgt.actions))
+            terms["state_reconstr_err"] = over_decodes((pred - exp(tgt.next_obs)).pow(2).mean(-1))
+        if self.task_decoder is not None:
+            terms["task_reconstr_err"] = self._task_error(lat, batch.tasks)
+        kl = ok = None
+        if not cfg.disable_kl_term:
+            kl, ok = self._kl(post.mean, post.logvar, batch.lengths)
+        return terms, e_ok, kl, ok
+
+    def loss(self, batch: SimpleNamespace):
+        cfg = self.cfg
+        terms, e_ok, kl, ok = self._elbo_terms(batch)
+        coeff = {"reward_reconstr_err": cfg.rew_loss_coeff, "state_reconstr_err": cfg.state_loss_coeff,
+                 "task_reconstr_err": cfg.task_loss_coeff}
+        stats = {name: self._reduce_elbo(err, e_ok) for name, err in terms.items()}
+        total = sum(coeff[name] * val for name, val in stats.items())
+        if kl is not None:
+            stats["kl"] = self._reduce_elbo(kl, ok)
+            total = total + cfg.kl_weight * stats["kl"]
+        stats["sum"] = total
+        return total, {k: v.detach() for k, v in stats.items()}
+
+    @torch.no_grad()
+    def per_elbo_errors(self, batch: SimpleNamespace) -> dict:
+        """For plots: every posterior's mean error over the whole trajectory, and its KL."""
+        terms, _, kl, _ = self._elbo_terms(batch, subsample=False, avg_decodes=True)
+        out = {k: v[:, 0].cpu().numpy() for k, v in terms.items()}
+        if kl is not None:
+            out["kl"] = kl[:, 0].cpu().numpy()
+        return out
+
+    def _reward_error(self, lat, lat_kd, tgt, exp):
+        if self.cfg.multihead_for_reward:
+            logits = self.reward_decoder(lat)                       # [K, B, S]
+            ids = self.state_to_id(tgt.next_obs)                     # [D, B]
+            K, D = lat.shape[0], ids.shape[0]
+            logits = logits[:, None].expand(K, D, *logits.shape[1:])
+            picked = logits.gather(-1, exp(ids)[..., None]).squeeze(-1)
+            target = exp((tgt.rewards.squeeze(-1) == 1).float())
+            return F.binary_cross_entropy_with_logits(picked, target, reduction="none")
+        pred = self.reward_decoder(lat_kd, exp(tgt.next_obs), exp(tgt.prev_obs), exp(tgt.actions))
+        return (pred - exp(tgt.rewards)).pow(2).squeeze(-1)
+
+    def _task_error(self, lat, tasks):
+        pred = self.task_decoder(lat)                                # [K, B, out]
+        if self.cfg.task_pred_type == "task_id":
+            ids = self.task_to_id(tasks)[None].expand(pred.shape[0], -1)
+            err = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), ids.reshape(-1), reduction="none")
+            err = err.reshape(ids.shape)
+        else:
+            err = (pred - tasks[None, :, :pred.shape[-1]]).pow(2).mean(-1)
+        return err
+
+    def _reduce_elbo(self, per_elbo, e_ok):
+        per_elbo = per_elbo * e_ok
+        if self.cfg.vae_avg_elbo_terms:
+            return (per_elbo.sum(0) / e_ok.sum(0).clamp_min(1)).mean()
+        return per_elbo.sum(0).mean()
+
+    def _kl(self, mean, logvar, lengths):
+        """KL of every posterior t = 0..L to its predecessor (N(0, I) before t = 0)."""
+        if self.cfg.kl_to_gauss_prior:
+            prev_m, prev_lv = torch.zeros_like(mean), torch.zeros_like(logvar)
+        else:
+            prev_m = torch.cat([torch.zeros_like(mean[:1]), mean[:-1]])
+            prev_lv = torch.cat([torch.zeros_like(logvar[:1]), logvar[:-1]])
+        kl = gaussian_kl(mean, logvar, prev_m, prev_lv)              # [L+1, B]
+        ok = torch.arange(kl.shape[0], device=kl.device)[:, None] <= lengths
+        return kl, ok
