@@ -143,7 +143,7 @@ class MetaLearner:
             return action.float().reshape(-1, 1)
         return torch.tanh(action) if self.cfg.norm_actions_post_sampling else action
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def collect_rollout(self) -> None:
         cfg, vae = self.cfg, self.vae
         latent = hidden = None
@@ -155,7 +155,6 @@ class MetaLearner:
             act = self.policy.act(self._policy_inputs(latent))
             obs, reward, done, info = self.env.step(act.env_action)
             any_done = bool(done.any())  # CPU: free; on GPU one sync per step (env already syncs)
-            reward_in = self.rew_norm(reward, done) if cfg.norm_rew_for_policy else reward
             enc_action = self._encoder_action(act.action)
             if vae is not None:
                 post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden, done)
@@ -164,8 +163,10 @@ class MetaLearner:
             self.obs = obs
             self.storage.insert(inputs=self._policy_inputs(latent), hidden=hidden, next_obs=info["next_obs"],
                                 action=act.action, log_prob=act.log_prob, value=act.value, reward_raw=reward,
-                                reward=reward_in, done=done, trunc=info["bamdp_truncated"])
+                                reward=reward, done=done, trunc=info["bamdp_truncated"])
             self.frames += cfg.num_processes
+        if cfg.norm_rew_for_policy:
+            self.storage.rewards.copy_(self.rew_norm(self.storage.rewards_raw, self.storage.dones))
 
     # ---------------------------------------------------------------- updates
     def update(self) -> dict:

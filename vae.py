@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from algorithms.ppo import make_optimiser
 from models.decoder import RewardDecoder, StateDecoder, TaskDecoder
 from models.encoder import RNNEncoder, sample_gaussian
 from utils.spec import RunSpec
@@ -152,7 +153,7 @@ class VAE:
                 raise ValueError("--task_pred_type task_id needs an env with discrete tasks")
             out = spec.num_tasks if cfg.task_pred_type == "task_id" else spec.task_dim
             self.task_decoder = TaskDecoder(z, cfg.task_decoder_layers, out).to(device)
-        self.optimiser = torch.optim.Adam(self.parameters(), lr=cfg.lr_vae)
+        self.optimiser = make_optimiser(self.parameters(), "adam", cfg.lr_vae)
         self.has_decoder = any(d is not None for d in self.decoders().values())
         capacity = cfg.size_vae_buffer if self.has_decoder else 0
         dims = {"prev_obs": spec.obs_dim, "actions": spec.action_dim, "rewards": 1, "next_obs": spec.obs_dim}
@@ -293,11 +294,11 @@ class VAE:
 
     def _reward_error(self, lat, lat_kd, tgt, exp):
         if self.cfg.multihead_for_reward:
-            logits = self.reward_decoder(lat)                       # [K, B, S]
-            ids = self.state_to_id(tgt.next_obs)                     # [D, B]
-            K, D = lat.shape[0], ids.shape[0]
-            logits = logits[:, None].expand(K, D, *logits.shape[1:])
-            picked = logits.gather(-1, exp(ids)[..., None]).squeeze(-1)
+            logits = self.reward_decoder(lat).permute(1, 0, 2)      # [B, K, S]
+            ids = self.state_to_id(tgt.next_obs).t()                  # [B, D]
+            K, D = lat.shape[0], ids.shape[1]
+            picked = logits.gather(2, ids[:, None].expand(-1, K, D))  # [B, K, D], no [K,D,B,S] copy
+            picked = picked.permute(1, 2, 0)                          # [K, D, B]
             target = exp((tgt.rewards.squeeze(-1) == 1).float())
             return F.binary_cross_entropy_with_logits(picked, target, reduction="none")
         pred = self.reward_decoder(lat_kd, exp(tgt.next_obs), exp(tgt.prev_obs), exp(tgt.actions))

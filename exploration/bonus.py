@@ -172,13 +172,13 @@ class ExplorationBonus:
         return x[..., 0] if x.dim() == 3 and x.shape[-1] == 1 else x
 
     def _rnd_inputs(self, states, beliefs) -> dict:
-        s = states.to(self.device, torch.float32)
+        s = states.detach().to(self.device, torch.float32)  # never backprop into the encoder
         if self.state_expl_idx is not None:
             s = s.index_select(-1, self.state_expl_idx)
         if self.uses_beliefs:
             if beliefs is None:
                 raise ValueError("beliefs are required by the hyper-state / belief bonus")
-            beliefs = beliefs.to(self.device, torch.float32)
+            beliefs = beliefs.detach().to(self.device, torch.float32)
         return {"hyperstate": [s, beliefs], "state": [s], "belief": [beliefs]}
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Running statistics and the return-based normaliser of exploration bonuses (HyperX).
+"""Return-based normaliser of exploration bonuses (HyperX).
 
 Each bonus is divided by the running std of its own *discounted return*, so that bonuses of
 very different scales contribute comparably and the scale matches what the critic sees.
@@ -22,41 +22,7 @@ from __future__ import annotations
 
 import torch
 
-
-class RunningMeanStd:
-    """Running mean / variance over batches (parallel algorithm, population variance).
-
-    Starts at mean 0, var 1 with a pseudo-count ``epsilon`` (as in baselines), so the first
-    batch essentially replaces the initial values. ``update(x)`` treats dim 0 of ``x`` as the
-    batch and the remaining dims as ``shape``.
-    """
-
-    def __init__(self, shape=(), epsilon: float = 1e-4, device="cpu"):
-        self.mean = torch.zeros(shape, device=device)
-        self.var = torch.ones(shape, device=device)
-        self.count = torch.tensor(float(epsilon), device=device)
-
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, *self.mean.shape).to(self.mean)
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
-        n = x.shape[0]
-        delta = batch_mean - self.mean
-        total = self.count + n
-        self.mean = self.mean + delta * n / total
-        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
-        self.var = m2 / total
-        self.count = total
-
-    def state_dict(self) -> dict:
-        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        device = self.mean.device
-        self.mean = state["mean"].to(device)
-        self.var = state["var"].to(device)
-        self.count = torch.as_tensor(state["count"], dtype=torch.float32).to(device)
+from utils.running_stats import RunningMeanStd
 
 
 class ReturnNormaliser:
@@ -74,7 +40,7 @@ class ReturnNormaliser:
                  epsilon: float = 1e-8, device="cpu"):
         self.gamma, self.clip, self.epsilon = float(gamma), clip, epsilon
         self.ret = torch.zeros(num_envs, device=device)
-        self.rms = RunningMeanStd((), device=device)
+        self.rms = RunningMeanStd(()).to(device)
 
     @torch.no_grad()
     def update(self, rewards: torch.Tensor, dones: torch.Tensor) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from exploration.normaliser import RunningMeanStd
+from utils.running_stats import RunningMeanStd
 
 
 def _mlp(in_dim: int, layers: Sequence[int], out_dim: int) -> nn.Sequential:
@@ -91,7 +91,7 @@ class RND:
         self.predictor = RNDPredictor(self.input_dims, predictor_layers, output_dim).to(self.device)
         self.optimiser = torch.optim.Adam(self.predictor.parameters(), lr=lr)
         self.normalise_inputs = normalise_inputs
-        self.input_rms = [RunningMeanStd((d,), device=self.device) for d in self.input_dims]
+        self.input_rms = [RunningMeanStd((d,)).to(self.device) for d in self.input_dims]
         self.epsilon = 1e-8
 
     def _prepare(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -53,19 +53,37 @@ History encoder
     -> aggregator (or none) -> cat(skip, aggregated) -> layers_after_agg (ReLU)
     -> Linear -> (mean, logvar) of latent_dim                 (gauss: the aggregator output directly)
 
-Its hidden state is one tensor [B, state_size] = cat(encoder state, aggregator state).
+Its hidden state is one tensor [B, state_size] = cat(encoder state, aggregator state); the
+'none' and 'transformer' encoders keep their last output in the state so that the prior of
+any hidden state is well defined (entry 0 of ``forward(..., return_prior=True)``). The
+transformer attends over the tokens of the current call plus at most ``transformer_mem``
+buffered earlier tokens.
+
+``forward`` returns ``Posterior(mean, logvar, hidden)`` (a NamedTuple, so it also unpacks as a
+3-tuple). For drop-in use where models/encoder.RNNEncoder is used, the encoder also offers
+``hidden_size``, ``prior(batch_or_hidden)``, ``step(a, s, r, hidden, done, prev_state)`` (reset to
+the prior after ``done``), ``forward_with_resets(a, s, r, hidden0, dones, prev_states)`` and the
+``return_all_hidden`` / ``detach_every`` options of ``forward``.
 """
 from __future__ import annotations
 
+import itertools
 import math
+from typing import NamedTuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 AGG_TYPES = ("sum", "max", "max_norm", "avg", "am", "weighted_avg", "softmax", "gauss")
 ENC_TYPES = ("gru", "lstm", "transformer", "none")
 _NEG = -1e30
+
+
+class Posterior(NamedTuple):
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    hidden: torch.Tensor
 
 
 # ----------------------------------------------------------------------------------------
@@ -172,7 +190,9 @@ class Aggregator(nn.Module):
         new = self.combine(self.unpack(state), self.lift(x))
         return self.output_parts(new), self.pack(new)
 
-    def forward(self, x: torch.Tensor, state: torch.Tensor, done_mask: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, state: torch.Tensor, done_mask: torch.Tensor | None = None,
+                all_states: bool = False):
+        """all_states=True returns the state after every step [T, B, state_size] instead of the last."""
         T, B = x.shape[:2]
         lifted = self.lift(x)
         if done_mask is not None:
@@ -188,7 +208,7 @@ class Aggregator(nn.Module):
         flags = torch.cat([torch.ones(1, B, dtype=torch.bool, device=x.device), done], 0)
         res = segmented_scan(elems, flags, self.combine)
         res = tuple(r[1:] for r in res)
-        return self.output_parts(res), self.pack(tuple(r[-1] for r in res))
+        return self.output_parts(res), (self.pack(res) if all_states else self.pack(tuple(r[-1] for r in res)))
 
 
 class SumAgg(Aggregator):
@@ -387,7 +407,7 @@ class GaussAgg(Aggregator):
 def make_aggregator(agg_type: str, dim: int, st_estimator: bool = False, max_init_low: bool = False,
                     softmax_temp: float = 1.0, learn_temps: bool = True, wavg_temp: float | None = None,
                     learn_init: bool = False) -> Aggregator:
-    kw = dict(learn_init=learn_init)
+    kw = {"learn_init": learn_init}
     if agg_type == "sum":
         return SumAgg(dim, **kw)
     if agg_type in ("max", "max_norm"):
@@ -409,15 +429,18 @@ def make_aggregator(agg_type: str, dim: int, st_estimator: bool = False, max_ini
 
 
 # ----------------------------------------------------------------------------------------
-# sequential encoders: state [B, S]; forward(x [T,B,in], state, done [T,B] | None, init [B,S])
-def _loop(fn, x, state, done, init):
-    outs = []
+# sequential encoders: state [B, S];
+# forward(x [T,B,in], state, done [T,B] | None, init [B,S], all_states) -> (out [T,B,F], state [B,S]
+# or, with all_states, the state after every step [T,B,S])
+def _loop(fn, x, state, done, init, all_states=False):
+    outs, states = [], []
     for t in range(x.shape[0]):
         if done is not None:
             state = torch.where(done[t].unsqueeze(-1), init, state)
         o, state = fn(x[t:t + 1], state)
         outs.append(o)
-    return torch.cat(outs, 0), state
+        states.append(state)
+    return torch.cat(outs, 0), (torch.stack(states) if all_states else state)
 
 
 class _GRUEnc(nn.Module):
@@ -435,10 +458,11 @@ class _GRUEnc(nn.Module):
         out, h = self.rnn(x, state.unsqueeze(0).contiguous())
         return out, h[0]
 
-    def forward(self, x, state, done, init):
+    def forward(self, x, state, done, init, all_states=False):
         if done is None or not bool(done.any()):
-            return self._run(x, state)
-        return _loop(self._run, x, state, done, init)
+            out, h = self._run(x, state)
+            return out, (out if all_states else h)
+        return _loop(self._run, x, state, done, init, all_states)
 
     def feature(self, state):
         return state
@@ -464,13 +488,13 @@ class _LSTMEnc(nn.Module):
         out, (h, c) = self.rnn(x, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()))
         return out, torch.cat([h[0], c[0]], -1)
 
-    def forward(self, x, state, done, init):
-        if done is None or not bool(done.any()):
+    def forward(self, x, state, done, init, all_states=False):
+        if not all_states and (done is None or not bool(done.any())):
             return self._run(x, state)
-        return _loop(self._run, x, state, done, init)
+        return _loop(self._run, x, state, done, init, all_states)
 
     def feature(self, state):
-        return state[:, :self.hidden]
+        return state[..., :self.hidden]
 
 
 class _LinearEnc(nn.Module):
@@ -481,9 +505,9 @@ class _LinearEnc(nn.Module):
         self.fc = nn.Linear(in_dim, hidden)
         self.out_dim = self.state_size = hidden
 
-    def forward(self, x, state, done, init):
+    def forward(self, x, state, done, init, all_states=False):
         out = torch.tanh(self.fc(x))
-        return out, out[-1]
+        return out, (out if all_states else out[-1])
 
     def feature(self, state):
         return state
@@ -528,18 +552,18 @@ class _TransformerEnc(nn.Module):
         new_state = torch.cat([new_buf, (nv + T).clamp_max(M)[:, None], (tabs + T)[:, None], out[:, -1]], 1)
         return out.transpose(0, 1), new_state
 
-    def forward(self, x, state, done, init):
-        if done is None or not bool(done.any()):
+    def forward(self, x, state, done, init, all_states=False):
+        if not all_states and (done is None or not bool(done.any())):
             return self._run(x, state)
-        return _loop(self._run, x, state, done, init)
+        return _loop(self._run, x, state, done, init, all_states)
 
     def feature(self, state):
-        return state[:, -self.tok:]
+        return state[..., -self.tok:]
 
 
 def _mlp(sizes, last_linear: bool):
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if not (last_linear and i == len(sizes) - 2):
             layers.append(nn.ReLU())
@@ -671,15 +695,21 @@ class HistoryEncoder(nn.Module):
         x = feat[..., self.skip_dim:]
         return self.agg_proj(x) if self.agg_proj is not None else x
 
-    def prior(self, hidden: torch.Tensor):
-        """(mean, logvar) [B, z] the hidden state encodes before any further input."""
+    def prior(self, hidden: torch.Tensor | int) -> Posterior:
+        """Posterior(mean [B, z], logvar [B, z], hidden [B, S]) that ``hidden`` encodes before any
+        further input. An int gives the prior of the initial hidden state for that batch size."""
+        if isinstance(hidden, int):
+            hidden = self.initial_hidden(hidden)
         enc_h, agg_h = self.split_hidden(hidden)
         feat = self.fc_after_enc(self.enc.feature(enc_h))
         agg_out = self.agg.output(agg_h) if self.agg is not None else None
-        return self._head(feat, agg_out)
+        return Posterior(*self._head(feat, agg_out), hidden)
 
     def forward(self, actions, states, rewards, prev_states=None, hidden=None, return_prior: bool = False,
-                done_mask=None):
+                done_mask=None, return_all_hidden: bool = False, detach_every: int | None = None) -> Posterior:
+        """See the class docstring. ``return_all_hidden``: the hidden field is the hidden state
+        after every step [T(+1), B, S] (entry 0 = the given hidden when return_prior) instead of
+        the last one [B, S]. ``detach_every``: truncated BPTT (hidden detached between chunks)."""
         single = actions.dim() == 2
         if single:
             actions, states, rewards = actions[None], states[None], rewards[None]
@@ -690,24 +720,73 @@ class HistoryEncoder(nn.Module):
         T, B = actions.shape[:2]
         if hidden is None:
             hidden = self.initial_hidden(B, actions.device)
+        if detach_every is not None and detach_every < T:
+            means, logvars, hiddens, h = [], [], [], hidden
+            for s0 in range(0, T, detach_every):
+                sl = slice(s0, s0 + detach_every)
+                post = self.forward(actions[sl], states[sl], rewards[sl],
+                                    prev_states[sl] if prev_states is not None else None, h,
+                                    return_prior=return_prior and s0 == 0,
+                                    done_mask=done_mask[sl] if done_mask is not None else None,
+                                    return_all_hidden=return_all_hidden)
+                means.append(post.mean)
+                logvars.append(post.logvar)
+                hiddens.append(post.hidden)
+                h = (post.hidden[-1] if return_all_hidden else post.hidden).detach()
+            hid = torch.cat(hiddens, 0) if return_all_hidden else hiddens[-1]
+            return Posterior(torch.cat(means, 0), torch.cat(logvars, 0), hid)
         if return_prior:
-            pm, pl = self.prior(hidden)
+            pm, pl, _ = self.prior(hidden)
         done = done_mask.reshape(T, B).bool() if done_mask is not None else None
-        enc_h, agg_h = self.split_hidden(hidden)
+        enc_h0, agg_h0 = self.split_hidden(hidden)
         x = self.embed(actions, states, rewards, prev_states)
         enc_init = self.enc_init.to(x.device).expand(B, -1)
-        h, enc_h = self.enc(x, enc_h, done, enc_init)
+        h, enc_h = self.enc(x, enc_h0, done, enc_init, return_all_hidden)
         feat = self.fc_after_enc(h)
         agg_out = None
         if self.agg is not None:
-            agg_out, agg_h = self.agg(self._agg_input(feat), agg_h, done)
+            agg_out, agg_h = self.agg(self._agg_input(feat), agg_h0, done, all_states=return_all_hidden)
         mean, logvar = self._head(feat, agg_out)
         hidden_out = torch.cat([enc_h, agg_h], -1) if self.agg is not None else enc_h
         if return_prior:
             mean, logvar = torch.cat([pm[None], mean], 0), torch.cat([pl[None], logvar], 0)
+            if return_all_hidden:
+                hidden_out = torch.cat([hidden[None], hidden_out], 0)
         elif single:
             mean, logvar = mean[0], logvar[0]
-        return mean, logvar, hidden_out
+            if return_all_hidden:
+                hidden_out = hidden_out[0]
+        return Posterior(mean, logvar, hidden_out)
+
+    # ----- RNNEncoder-compatible helpers (models/encoder.py) ---------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return self.state_size
+
+    def step(self, action, state, reward, hidden, done: torch.Tensor | None = None, prev_state=None) -> Posterior:
+        """One transition [B, .]. Where ``done`` (the BAMDP ended) the returned posterior and
+        hidden are the prior / initial hidden: the next observation belongs to a new task."""
+        post = self.forward(action, state, reward, prev_state, hidden)
+        if done is None:
+            return post
+        prior = self.prior(hidden.shape[0])
+        d = done.reshape(-1, 1).bool()
+        return Posterior(torch.where(d, prior.mean, post.mean), torch.where(d, prior.logvar, post.logvar),
+                         torch.where(d, prior.hidden.to(post.hidden.dtype), post.hidden))
+
+    def forward_with_resets(self, actions, states, rewards, hidden0, dones, prev_states=None) -> Posterior:
+        """A rollout [T, B, .] that resets to the prior after each BAMDP end (``dones[t]``: the
+        episode ended with step t). Returns means/logvars [T+1] (entry 0 from hidden0) and the
+        hidden states [T+1, B, S]. Vectorised except for recurrent encoders with resets."""
+        T, B = actions.shape[:2]
+        dones = dones.reshape(T, B).bool()
+        before = torch.cat([torch.zeros_like(dones[:1]), dones[:-1]], 0)  # reset before step t
+        post = self.forward(actions, states, rewards, prev_states, hidden0, return_prior=True, done_mask=before,
+                            return_all_hidden=True)
+        prior = self.prior(B)
+        d = torch.cat([torch.zeros_like(dones[:1]), dones], 0).unsqueeze(-1)
+        return Posterior(torch.where(d, prior.mean, post.mean), torch.where(d, prior.logvar, post.logvar),
+                         torch.where(d, prior.hidden, post.hidden))
 
     def features(self, actions, states, rewards, prev_states=None, hidden=None):
         """Per-step features before the final head: (skip part, aggregated part) [T, B, .] (analysis)."""
@@ -723,5 +802,5 @@ class HistoryEncoder(nn.Module):
         return skip, agg_out
 
 
-__all__ = ["make_aggregator", "Aggregator", "HistoryEncoder", "MaxST", "DivST", "segmented_scan", "AGG_TYPES",
-           "ENC_TYPES"]
+__all__ = ["AGG_TYPES", "ENC_TYPES", "Aggregator", "DivST", "HistoryEncoder", "MaxST", "Posterior", "make_aggregator",
+           "segmented_scan"]

@@ -53,7 +53,7 @@ class RNNEncoder(nn.Module):
         return torch.zeros(batch, self.hidden_size, device=device or self.fc_mu.weight.device)
 
     def heads(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.after(hidden)
+        h = self.after(hidden) if len(self.after) else hidden
         return self.fc_mu(h), self.fc_logvar(h)
 
     def prior(self, batch: int) -> Posterior:
@@ -61,8 +61,10 @@ class RNNEncoder(nn.Module):
         return Posterior(*self.heads(hidden), hidden)
 
     def embed(self, actions, states, rewards) -> torch.Tensor:
-        x = torch.cat([self.action_encoder(actions), self.state_encoder(states), self.reward_encoder(rewards)], -1)
-        return self.before(x)
+        parts = [enc(x) for enc, x in ((self.action_encoder, actions), (self.state_encoder, states),
+                                       (self.reward_encoder, rewards)) if enc.out_dim > 0]
+        x = torch.cat(parts, -1)
+        return self.before(x) if len(self.before) else x
 
     def forward(self, actions, states, rewards, hidden=None, return_prior: bool = True,
                 detach_every: int | None = None) -> Posterior:
@@ -87,7 +89,8 @@ class RNNEncoder(nn.Module):
         """One transition for a batch [B, .]. Where ``done`` (BAMDP ended) the new posterior
         is the prior: the next observation already belongs to a new task."""
         x = self.embed(action, state, reward)
-        h = self.gru(x[None], hidden[None])[1][0]
+        g = self.gru
+        h = torch.gru_cell(x, hidden, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
         if done is not None:
             h = h * (~done).float()[:, None]
         return Posterior(*self.heads(h), h)
@@ -101,8 +104,10 @@ class RNNEncoder(nn.Module):
         logvars.append(logvar0)
         x = self.embed(actions, states, rewards)
         h = hidden0
+        g = self.gru
         for t in range(x.shape[0]):
-            h = self.gru(x[t:t + 1], h[None])[1][0] * (~dones[t]).float()[:, None]
+            h = torch.gru_cell(x[t], h, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+            h = h * (~dones[t]).float()[:, None]
             m, lv = self.heads(h)
             means.append(m)
             logvars.append(lv)

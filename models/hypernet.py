@@ -39,11 +39,12 @@ actor output (0.01 for categorical logits, 1.0 for a gaussian mean), 1.0 for the
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 INITS = ("naive_kaiming", "naive_normc", "naive_orthogonal", "hfi", "weight_hyperinit", "bias_hyperinit")
 _ACTS = {"tanh": torch.tanh, "relu": F.relu, "leaky_relu": F.leaky_relu, "elu": F.elu}
@@ -98,8 +99,8 @@ class MLPActorCritic(nn.Module):
         gain = activation_gain(activation)
         in_dim = self.base_in_dim + self.cond_dim
         sizes = [in_dim] + list(hidden_layers)
-        self.actor_layers = nn.ModuleList(init_linear_normc(nn.Linear(a, b), gain) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.critic_layers = nn.ModuleList(init_linear_normc(nn.Linear(a, b), gain) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.actor_layers = nn.ModuleList(init_linear_normc(nn.Linear(a, b), gain) for a, b in itertools.pairwise(sizes))
+        self.critic_layers = nn.ModuleList(init_linear_normc(nn.Linear(a, b), gain) for a, b in itertools.pairwise(sizes))
         self.actor_head = init_linear_normc(nn.Linear(sizes[-1], self.actor_out_dim), actor_head_gain)
         self.value_head = init_linear_normc(nn.Linear(sizes[-1], 1), 1.0)
 
@@ -239,9 +240,11 @@ class HyperActorCritic(nn.Module):
     """Hypernetwork actor-critic body. See the module docstring."""
 
     def __init__(self, base_in_dim: int, cond_dim: int, hidden_layers: list[int], actor_out_dim: int,
-                 activation: str = "tanh", hypernet_layers: list[int] = [], generated_layers: list[bool] | None = None,
-                 head_bias: bool = True, init: str = "bias_hyperinit", film: bool = False,
-                 actor_head_gain: float = 0.01):
+                 activation: str = "tanh", hypernet_layers: list[int] | None = None,
+                 generated_layers: list[bool] | None = None, head_bias: bool = True,
+                 init: str = "bias_hyperinit", film: bool = False, actor_head_gain: float = 0.01):
+        if hypernet_layers is None:
+            hypernet_layers = []
         super().__init__()
         if init not in INITS:
             raise ValueError(f"unknown hypernet init {init!r}; choose from {INITS}")
@@ -321,4 +324,4 @@ class HyperActorCritic(nn.Module):
         return pa, pc
 
 
-__all__ = ["HyperActorCritic", "MLPActorCritic", "batched_linear", "normc_", "INITS"]
+__all__ = ["INITS", "HyperActorCritic", "MLPActorCritic", "batched_linear", "normc_"]

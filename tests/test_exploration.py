@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from exploration.bonus import ExplorationBonus
-from exploration.normaliser import ReturnNormaliser, RunningMeanStd
+from exploration.normaliser import ReturnNormaliser
 from exploration.rnd import RND
+from utils.running_stats import RunningMeanStd
 
 torch.set_num_threads(1)
 

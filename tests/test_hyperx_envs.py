@@ -57,8 +57,10 @@ def test_treasure_climbing_the_mountain_reveals_the_goal():
 
 def test_treasure_reward_success_and_bounds():
     env, _ = _treasure(goal=(1.0, 0.0))
-    for k in range(10):
-        obs, r, term, trunc, info = _act(env, (1.0, 1.0))  # diagonal from (0,-1) to (1,0)
+    for _ in range(9):
+        _, r, _, _, info = _act(env, (1.0, 1.0))  # diagonal from (0,-1) towards (1,0)
+    assert float(r[0]) == pytest.approx(-5.0) and float(info["success"][0]) == 0.0  # 0.14 away
+    _, r, _, _, info = _act(env, (1.0, 1.0))
     assert torch.allclose(info["pos"][0], torch.tensor([1.0, 0.0]), atol=1e-5)
     assert float(r[0]) == 10.0 and float(info["success"][0]) == 1.0
     # step far away: penalty grows with the distance, positions are clipped to +-1.5

@@ -22,15 +22,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
-from models.aggregators import HistoryEncoder  # noqa: E402
+from models.aggregators import HistoryEncoder
 
 ENCODERS = {
-    "gru": dict(enc_type="gru"),
-    "splagger": dict(enc_type="gru", skip="split", agg_type="max"),
-    "max-noRNN": dict(enc_type="none", agg_type="max"),
-    "avg": dict(enc_type="none", agg_type="avg"),
+    "gru": {"enc_type": "gru"},
+    "splagger": {"enc_type": "gru", "skip": "split", "agg_type": "max"},
+    "max-noRNN": {"enc_type": "none", "agg_type": "max"},
+    "avg": {"enc_type": "none", "agg_type": "avg"},
 }
 
 
@@ -41,7 +41,7 @@ def make_encoder(name: str, action_dim: int, state_dim: int, latent_dim: int, hi
 
 def rollout(env_name: str, steps: int, batch: int, seed: int):
     """Random-policy rollout: (actions [T,B,da], states [T,B,ds], rewards [T,B,1], prev_states)."""
-    import environments  # noqa: F401
+    import environments
     try:
         import environments.memory  # noqa: F401
     except ImportError:  # pragma: no cover

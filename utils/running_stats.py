@@ -31,9 +31,11 @@ class RunningMeanStd(nn.Module):
 class RewardNormaliser(nn.Module):
     """Divide rewards by the running std of the discounted return (baselines' VecNormalize).
 
-    Only the training loop calls ``__call__``; evaluation uses raw rewards and never updates
-    these statistics (the reference leaked eval rollouts into them). The return tracker is
-    reset per copy at BAMDP ends only.
+    Applied to a whole rollout at once (one statistics update per rollout instead of one
+    per step: 60x fewer tiny ops; the scale then uses statistics that include the current
+    rollout). Only the training loop calls it; evaluation uses raw rewards and never
+    updates these statistics (the reference leaked eval rollouts into them). The return
+    tracker is reset per copy at BAMDP ends only.
     """
 
     def __init__(self, num_envs: int, gamma: float, clip: float, device):
@@ -43,9 +45,14 @@ class RewardNormaliser(nn.Module):
         self.register_buffer("ret", torch.zeros(num_envs, device=device))
 
     @torch.no_grad()
-    def __call__(self, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        self.ret.mul_(self.gamma).add_(reward)
-        self.rms.update(self.ret)
-        out = (reward / torch.sqrt(self.rms.var + 1e-8)).clamp(-self.clip, self.clip)
-        self.ret.mul_((~done).float())
-        return out
+    def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+        """rewards, dones: [T, N] -> normalised rewards [T, N]."""
+        rets = torch.empty_like(rewards)
+        ret = self.ret
+        for t in range(rewards.shape[0]):
+            ret = ret * self.gamma + rewards[t]
+            rets[t] = ret
+            ret = ret * (~dones[t]).float()
+        self.ret.copy_(ret)
+        self.rms.update(rets)
+        return (rewards / torch.sqrt(self.rms.var + 1e-8)).clamp(-self.clip, self.clip)

@@ -116,7 +116,7 @@ class TMaze(MetaEnv):
     def _obs(self):
         start = (self.pos == 0).float()
         end = (self.pos == self.L - 1).float()
-        sign = lambda t: t * 2.0 - 1.0  # noqa: E731
+        sign = lambda t: t * 2.0 - 1.0
         ind = torch.zeros(self.num_envs, device=self.device)
         if self.indicator_pos is not None:
             ind = torch.where(self.pos == self.indicator_pos, sign(self.task[:, 0]), ind)

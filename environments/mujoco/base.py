@@ -8,11 +8,14 @@ numpy buffers (``self.buf``). Observations, rewards and terminations are then co
 whole batch with numpy and returned as torch tensors (``torch.from_numpy``).
 
 Threads: ``mj_step`` releases the GIL, so with ``num_threads=2`` the batch is split in two
-halves, one stepped by a worker thread and one by the calling thread. On the 2-core dev box this
-gave ~1.4-1.7x the single-thread throughput for HalfCheetah/Ant at N=16 (see
-benchmarks/bench_mujoco_envs.py), so it is the default when the batch has >= 4 copies and the
-machine has >= 2 cores. Pass ``num_threads=1`` to keep everything on the calling thread (e.g.
-when several envs / learners already share the cores).
+halves, one stepped by a worker thread and one by the calling thread. On an otherwise idle
+2-core box this gave ~1.4-1.6x the single-thread throughput for HalfCheetah at N=16; but when
+the second core is busy (other processes), the two halves wait on each other and 2 threads can
+be 2x *slower* than 1 (both measured with benchmarks/bench_mujoco_envs.py). Hence the default
+``num_threads=None`` ("auto", when the machine has >= 2 cores and N >= 4): every
+``AUTO_PERIOD`` steps, ``AUTO_PROBE`` steps alternate between 1 and 2 threads, and the faster
+(per stepped copy) is used until the next probe. Results do not depend on the thread count
+(copies are independent), so this only affects speed. Pass ``num_threads=1`` or ``2`` to fix it.
 
 Randomness: ``np.random.SeedSequence(seed)`` is split into two ``numpy.random.Generator``s,
 ``self.np_random`` (initial-state noise) and ``self.task_rng`` (task sampling), so the task
@@ -25,6 +28,7 @@ observation, reward 0 and ``terminated=True`` until ``reset``/``reset_mdp`` rese
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
@@ -97,11 +101,17 @@ class MujocoMetaEnv(MetaEnv):
         self._views = [[(self.buf[f][i], getattr(d, f)) for f in self.fields] for i, d in enumerate(self.datas)]
         self._ctrl = [d.ctrl for d in self.datas]
         self._done = np.zeros(n, dtype=bool)
+        self._all_idx = np.arange(n)
         self._last_obs = None
 
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.nu,), dtype=np.float32)
-        self.num_threads = _default_num_threads(n) if num_threads is None else max(1, int(num_threads))
+        self._auto = num_threads is None and _default_num_threads(n) > 1
+        self.num_threads = 2 if self._auto else min(2, max(1, int(num_threads or 1)))  # 1 or 2
         self._pool = ThreadPoolExecutor(self.num_threads - 1) if self.num_threads > 1 else None
+        self._auto_calls = 0
+        self._auto_time = {1: 0.0, 2: 0.0}
+        self._auto_count = {1: 0, 2: 0}
+        self._auto_choice = 2
 
     # ----- simulation ------------------------------------------------------------------
     def _sim_copies(self, idx, ctrl):
@@ -117,13 +127,36 @@ class MujocoMetaEnv(MetaEnv):
             for dst, src in views[i]:
                 dst[...] = src
 
+    AUTO_PERIOD = 2000
+    AUTO_PROBE = 20
+
     def _simulate(self, ctrl: np.ndarray, idx: np.ndarray) -> None:
         """Step the copies in ``idx`` with controls ``ctrl`` [N, nu] (rows outside idx unused)."""
+        if not self._auto:
+            self._simulate_with(ctrl, idx, self.num_threads)
+            return
+        phase = self._auto_calls % self.AUTO_PERIOD
+        self._auto_calls += 1
+        if phase >= self.AUTO_PROBE or len(idx) == 0:
+            self._simulate_with(ctrl, idx, self._auto_choice)
+            return
+        k = 1 + phase % 2
+        t0 = time.perf_counter()
+        self._simulate_with(ctrl, idx, k)
+        self._auto_time[k] += time.perf_counter() - t0
+        self._auto_count[k] += len(idx)
+        if phase == self.AUTO_PROBE - 1:
+            per = {j: self._auto_time[j] / max(self._auto_count[j], 1) for j in (1, 2)}
+            self._auto_choice = 1 if per[1] <= per[2] else 2
+            self._auto_time = {1: 0.0, 2: 0.0}
+            self._auto_count = {1: 0, 2: 0}
+
+    def _simulate_with(self, ctrl: np.ndarray, idx: np.ndarray, threads: int) -> None:
         idx = idx.tolist()
-        if self._pool is None or len(idx) < 2 * self.num_threads:
+        if threads < 2 or self._pool is None or len(idx) < 4:
             self._sim_copies(idx, ctrl)
             return
-        chunks = np.array_split(np.asarray(idx), self.num_threads)
+        chunks = np.array_split(np.asarray(idx), 2)
         futures = [self._pool.submit(self._sim_copies, c.tolist(), ctrl) for c in chunks[1:]]
         self._sim_copies(chunks[0].tolist(), ctrl)
         for f in futures:
@@ -150,6 +183,20 @@ class MujocoMetaEnv(MetaEnv):
             for dst, src in self._views[i]:
                 dst[...] = src
 
+    def set_state(self, i: int, qpos=None, qvel=None) -> None:
+        """Overwrite the physics state of copy ``i`` (tests / scripted starts); refreshes the buffers.
+        Does not change the step counter or the done flag."""
+        m, d = self.models[i], self.datas[i]
+        if qpos is not None:
+            d.qpos[:] = qpos
+        if qvel is not None:
+            d.qvel[:] = qvel
+        mujoco.mj_forward(m, d)
+        if self.need_cfrc_ext:
+            mujoco.mj_rnePostConstraint(m, d)
+        for dst, src in self._views[i]:
+            dst[...] = src
+
     # ----- contract ---------------------------------------------------------------------
     def _reset_state(self, mask):
         idx = np.flatnonzero(mask.cpu().numpy())
@@ -162,29 +209,37 @@ class MujocoMetaEnv(MetaEnv):
 
     def _obs(self):
         obs = self._compute_obs().astype(np.float32)
-        self._last_obs = obs
-        return torch.from_numpy(obs).to(self.device)
+        self._last_obs = obs.copy()
+        return self._to_torch(obs)
 
     def step(self, actions: torch.Tensor):
-        a = torch.as_tensor(actions).detach().to("cpu", torch.float64).numpy().reshape(self.num_envs, self.nu)
+        if isinstance(actions, torch.Tensor):
+            a = actions.detach().cpu().numpy()
+        else:
+            a = np.asarray(actions)
+        a = a.astype(np.float64).reshape(self.num_envs, self.nu)
+        any_done = bool(self._done.any())
         active = ~self._done
-        idx = np.flatnonzero(active)
+        idx = np.flatnonzero(active) if any_done else self._all_idx
         before = self._before_step()
-        self._simulate(self.action_scale * a, idx)
+        self._simulate(a if self.action_scale == 1.0 else self.action_scale * a, idx)
         reward, terminated, info = self._compute_step(a, before)
-        reward = np.where(active, reward, 0.0)
         terminated = np.asarray(terminated, dtype=bool) | self._done
         self._done = terminated.copy()
         obs = self._compute_obs().astype(np.float32)
-        if not active.all() and self._last_obs is not None:
+        if any_done:
+            reward = np.where(active, reward, 0.0)
             obs[~active] = self._last_obs[~active]  # done copies keep their terminal observation
-        self._last_obs = obs
+        self._last_obs = obs.copy()  # the returned tensor shares memory with obs
         truncated = self._advance_time()
-        info = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in info.items()}
-        info["pos"] = torch.from_numpy(self.get_pos().astype(np.float32)).to(self.device)
-        return (torch.from_numpy(obs).to(self.device),
-                torch.from_numpy(reward.astype(np.float32)).to(self.device),
-                torch.from_numpy(terminated).to(self.device), truncated, info)
+        t = self._to_torch
+        info = {k: t(np.asarray(v).astype(np.float32)) for k, v in info.items()}
+        info["pos"] = t(self.get_pos().astype(np.float32))
+        return t(obs), t(reward.astype(np.float32)), t(terminated), truncated, info
+
+    def _to_torch(self, x: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(x)
+        return x if self.device.type == "cpu" else x.to(self.device)
 
     # ----- hooks ------------------------------------------------------------------------
     def _before_step(self):

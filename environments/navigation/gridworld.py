@@ -42,7 +42,9 @@ class GridNavi(MetaEnv):
         n = self.num_envs
         self.pos = torch.zeros(n, 2, dtype=torch.long, device=self.device)
         self.goal = self.possible_goals[torch.zeros(n, dtype=torch.long, device=self.device)].clone()
-        self.belief = torch.zeros(n, self.num_tasks, device=self.device)
+        self.visited = torch.zeros(n, self.num_tasks, dtype=torch.bool, device=self.device)
+        self.found = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self._rows = torch.arange(n, device=self.device)
         self.reset()
 
     def cell_id(self, xy: torch.Tensor) -> torch.Tensor:
@@ -56,10 +58,10 @@ class GridNavi(MetaEnv):
 
     def set_task(self, mask, tasks):
         self.goal[mask] = tasks.round().long()
-        prior = self.allowed.float() / self.allowed.sum()
-        self.belief[mask] = prior
+        self.visited[mask] = False
+        self.found[mask] = False
         self.pos[mask] = 0
-        self._update_belief(mask)
+        self._visit()
 
     def _reset_state(self, mask):
         self.pos[mask] = 0
@@ -67,28 +69,17 @@ class GridNavi(MetaEnv):
     def _obs(self):
         return self.pos.float()
 
-    def _update_belief(self, mask=None):
-        """Bayes update after observing the current cell (and its reward)."""
-        at_goal = (self.pos == self.goal).all(1)
-        ids = self.cell_id(self.pos)
-        rows = torch.arange(self.num_envs, device=self.device)
-        new = self.belief.clone()
-        new[rows, ids] = 0.0
-        new = new / new.sum(1, keepdim=True).clamp_min(1e-8)
-        onehot = torch.zeros_like(new)
-        onehot[rows, ids] = 1.0
-        new = torch.where(at_goal[:, None], onehot, new)
-        if mask is None:
-            self.belief = new
-        else:
-            self.belief = torch.where(mask[:, None], new, self.belief)
+    def _visit(self):
+        """Record the current cell; the belief is computed from visits on demand."""
+        self.visited[self._rows, self.cell_id(self.pos)] = True
+        self.found |= (self.pos == self.goal).all(1)
 
     def step(self, actions):
         actions = actions.reshape(-1).long()
         self.pos = (self.pos + self.moves[actions]).clamp(0, self.num_cells - 1)
         at_goal = (self.pos == self.goal).all(1)
         reward = torch.where(at_goal, self.goal_reward, self.step_penalty).float()
-        self._update_belief()
+        self._visit()
         truncated = self._advance_time()
         terminated = torch.zeros_like(truncated)
         return self._obs(), reward, terminated, truncated, {}
@@ -97,4 +88,10 @@ class GridNavi(MetaEnv):
         return self.goal.float()
 
     def get_belief(self):
-        return self.belief.clone()
+        """Exact Bayes posterior over goal cells: uniform over allowed, unvisited cells;
+        one-hot on the goal once it was found."""
+        possible = (self.allowed[None] & ~self.visited).float()
+        belief = possible / possible.sum(1, keepdim=True).clamp_min(1.0)
+        onehot = torch.zeros_like(belief)
+        onehot[self._rows, self.cell_id(self.goal)] = 1.0
+        return torch.where(self.found[:, None], onehot, belief)

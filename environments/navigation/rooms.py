@@ -182,7 +182,7 @@ class RoomNavi(MetaEnv):
         pos = rollout.get("pos")
         pos = np.asarray(pos if pos is not None else rollout["obs"][:, :2], dtype=float)
         # small jitter so that repeated visits stay visible
-        jitter = np.linspace(-0.25, 0.25, len(pos))[:, None]
+        jitter = np.linspace(-0.15, 0.15, len(pos))[:, None]
         ax.plot(pos[:, 0] + jitter[:, 0], pos[:, 1] + jitter[:, 0], "-", color="royalblue", alpha=0.5)
         bonus = rollout.get("bonus")
         if bonus is not None:
