@@ -243,7 +243,7 @@ class MetaLearner:
         log.add("policy/value", s.values.mean(), it)
         log.add("policy/action_logprob", s.log_probs.mean(), it)
         if not self.spec.discrete:
-            log.add("policy/action_logstd", self.policy.logstd.mean(), it)
+            log.add("policy/action_logstd", self.policy.logstd.detach().mean(), it)
         if "latent" in s.inputs:
             z = self.cfg.latent_dim
             log.add("encoder/latent_mean", s.inputs["latent"][..., :z].mean(), it)

@@ -60,7 +60,7 @@ A registered gymnasium id works the same way (``GymnasiumMetaEnv("MyTaskEnv-v0",
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np

@@ -148,3 +148,18 @@ def test_missing_task_method_raises():
     with pytest.raises(AttributeError):
         GymnasiumMetaEnv(GoalLine, num_envs=1, max_episode_steps=5, set_task_method="nope",
                          task_sampler=lambda rng, k: np.zeros((k, 1)))
+
+
+def test_registered_gymnasium_id_and_spec_time_limit():
+    env_id = "GoalLineAdapterTest-v0"
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point=GoalLine, max_episode_steps=7)
+    env = GymnasiumMetaEnv(env_id, num_envs=2, seed=0, env_kwargs={"terminate": False},
+                           task_sampler=lambda rng, k: rng.uniform(-1, 1, size=(k, 1)))
+    assert env.max_episode_steps == 7
+    env.reset(tasks=torch.tensor([[0.5], [-0.5]]))
+    assert env.envs[0].unwrapped.goal == 0.5 and env.envs[1].unwrapped.goal == -0.5
+    for t in range(7):
+        *_, trunc, _ = env.step(torch.zeros(2, 1))
+        assert trunc.all() == (t == 6)
+    env.close()

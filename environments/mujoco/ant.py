@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from environments.mujoco.base import MujocoMetaEnv
 from environments.mujoco.plotting import plot_xy_rollout
@@ -72,7 +71,7 @@ class _AntBase(MujocoMetaEnv):
         self._task[self._np_mask(mask)] = self._np_tasks(tasks)
 
     def get_task(self):
-        return torch.from_numpy(self._task.astype(np.float32)).to(self.device)
+        return self._to_torch(self._task.astype(np.float32))
 
 
 @ENVS.register("AntDir")
@@ -85,7 +84,7 @@ class AntDir(_AntBase):
         super().__init__(num_envs, seed, device, **kwargs)
 
     def sample_tasks(self, n):
-        return torch.from_numpy(self.task_rng.choice([-1.0, 1.0], size=(n, 1)).astype(np.float32))
+        return self._to_torch(self.task_rng.choice([-1.0, 1.0], size=(n, 1)).astype(np.float32))
 
     def directions(self) -> np.ndarray:
         g = self._task[:, 0]
@@ -121,7 +120,7 @@ class _AntGoalBase(_AntBase):
     def sample_tasks(self, n):
         a = self.task_rng.uniform(0.0, 1.0, size=n) * 2 * np.pi
         r = 3.0 * np.sqrt(self.task_rng.uniform(0.0, 1.0, size=n))
-        return torch.from_numpy(np.stack([r * np.cos(a), r * np.sin(a)], 1).astype(np.float32))
+        return self._to_torch(np.stack([r * np.cos(a), r * np.sin(a)], 1).astype(np.float32))
 
     def plot_rollout(self, rollout, path):
         g = np.asarray(rollout["task"]).reshape(-1)[:2]

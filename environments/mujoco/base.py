@@ -7,15 +7,17 @@ when the task changes physics parameters). ``step`` loops over the copies only t
 numpy buffers (``self.buf``). Observations, rewards and terminations are then computed for the
 whole batch with numpy and returned as torch tensors (``torch.from_numpy``).
 
-Threads: ``mj_step`` releases the GIL, so with ``num_threads=2`` the batch is split in two
-halves, one stepped by a worker thread and one by the calling thread. On an otherwise idle
-2-core box this gave ~1.4-1.6x the single-thread throughput for HalfCheetah at N=16; but when
-the second core is busy (other processes), the two halves wait on each other and 2 threads can
-be 2x *slower* than 1 (both measured with benchmarks/bench_mujoco_envs.py). Hence the default
-``num_threads=None`` ("auto", when the machine has >= 2 cores and N >= 4): every
-``AUTO_PERIOD`` steps, ``AUTO_PROBE`` steps alternate between 1 and 2 threads, and the faster
-(per stepped copy) is used until the next probe. Results do not depend on the thread count
-(copies are independent), so this only affects speed. Pass ``num_threads=1`` or ``2`` to fix it.
+Threads: ``mj_step`` releases the GIL (verified), so with ``num_threads=2`` a worker thread and
+the calling thread step the batch together, pulling copy indices from one shared iterator (a
+dynamic split: a descheduled thread does not hold up a fixed half). On an idle 2-core box the
+bare 2-thread mj_step loop ran ~1.4-1.6x faster than 1 thread (HalfCheetah, N=16); when the
+cores are busy with other processes, 2 threads gave nothing or were slower (a static half/half
+split was 2x slower). Hence the default ``num_threads=None`` = "auto" (if the machine has >= 2
+cores and N >= 4): every ``AUTO_PERIOD`` steps, ``AUTO_PROBE`` steps alternate between 1 and 2
+threads and the faster one (time per stepped copy) is used until the next probe. Results do not
+depend on the thread count (copies are independent); pass ``num_threads=1`` or ``2`` to fix it.
+``mujoco.rollout.Rollout(nthread=2)`` with one env-step per call was measured too: no faster than
+the thread pool, and it returns only the state (no xpos / cfrc_ext), so it is not used.
 
 Randomness: ``np.random.SeedSequence(seed)`` is split into two ``numpy.random.Generator``s,
 ``self.np_random`` (initial-state noise) and ``self.task_rng`` (task sampling), so the task
@@ -156,11 +158,13 @@ class MujocoMetaEnv(MetaEnv):
         if threads < 2 or self._pool is None or len(idx) < 4:
             self._sim_copies(idx, ctrl)
             return
-        chunks = np.array_split(np.asarray(idx), 2)
-        futures = [self._pool.submit(self._sim_copies, c.tolist(), ctrl) for c in chunks[1:]]
-        self._sim_copies(chunks[0].tolist(), ctrl)
-        for f in futures:
-            f.result()
+        # dynamic split: both threads pull copy indices from one shared iterator (``next`` on a list
+        # iterator is atomic under the GIL), so if one thread is descheduled the other one takes over
+        # the remaining copies instead of waiting for a fixed half to finish
+        it = iter(idx)
+        future = self._pool.submit(self._sim_copies, it, ctrl)
+        self._sim_copies(it, ctrl)
+        future.result()
 
     def _reset_copies(self, idx: np.ndarray) -> None:
         k = len(idx)
@@ -244,7 +248,7 @@ class MujocoMetaEnv(MetaEnv):
     # ----- hooks ------------------------------------------------------------------------
     def _before_step(self):
         """Quantities needed from before the step (returned as copies)."""
-        return None
+        return
 
     def _compute_obs(self) -> np.ndarray:
         raise NotImplementedError
@@ -274,7 +278,6 @@ class MujocoMetaEnv(MetaEnv):
             self._pool = None
 
     def __del__(self):
-        try:
-            self.close()
-        except Exception:  # pragma: no cover
-            pass
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)

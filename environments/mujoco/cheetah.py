@@ -23,7 +23,6 @@ info["pos"] = [N, 1] x-position (qpos[0]).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from environments.mujoco.base import MujocoMetaEnv
 from environments.mujoco.plotting import plot_x_rollout
@@ -72,7 +71,7 @@ class _HalfCheetahBase(MujocoMetaEnv):
         self._task[self._np_mask(mask)] = self._np_tasks(tasks)
 
     def get_task(self):
-        return torch.from_numpy(self._task.astype(np.float32)).to(self.device)
+        return self._to_torch(self._task.astype(np.float32))
 
     def plot_rollout(self, rollout, path):
         task = np.asarray(rollout.get("task", [])).reshape(-1)
@@ -82,7 +81,7 @@ class _HalfCheetahBase(MujocoMetaEnv):
 @ENVS.register("HalfCheetahDir")
 class HalfCheetahDir(_HalfCheetahBase):
     def sample_tasks(self, n):
-        return torch.from_numpy(self.task_rng.choice([-1.0, 1.0], size=(n, 1)).astype(np.float32))
+        return self._to_torch(self.task_rng.choice([-1.0, 1.0], size=(n, 1)).astype(np.float32))
 
     def _compute_step(self, a, x_before):
         vel = self._forward_vel(x_before)
@@ -99,7 +98,7 @@ class HalfCheetahVel(_HalfCheetahBase):
         super().__init__(num_envs, seed, device, **kwargs)
 
     def sample_tasks(self, n):
-        return torch.from_numpy(self.task_rng.uniform(0.0, self.max_vel, size=(n, 1)).astype(np.float32))
+        return self._to_torch(self.task_rng.uniform(0.0, self.max_vel, size=(n, 1)).astype(np.float32))
 
     def _compute_step(self, a, x_before):
         vel = self._forward_vel(x_before)
@@ -145,7 +144,7 @@ class HalfCheetahDirSparse(HalfCheetahDir):
         return sparse, terminated, info
 
     def get_belief(self):
-        return torch.from_numpy(self._belief.astype(np.float32)).to(self.device)
+        return self._to_torch(self._belief.astype(np.float32))
 
     def plot_rollout(self, rollout, path):
         task = np.asarray(rollout.get("task", [])).reshape(-1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from environments.mujoco.base import MujocoMetaEnv
 from environments.mujoco.plotting import plot_xy_rollout
@@ -75,13 +74,13 @@ class HumanoidDir(MujocoMetaEnv):
         return self._com_xy()
 
     def sample_tasks(self, n):
-        return torch.from_numpy(self.task_rng.uniform(0.0, 2 * np.pi, size=(n, 1)).astype(np.float32))
+        return self._to_torch(self.task_rng.uniform(0.0, 2 * np.pi, size=(n, 1)).astype(np.float32))
 
     def set_task(self, mask, tasks):
         self._task[self._np_mask(mask)] = self._np_tasks(tasks)
 
     def get_task(self):
-        return torch.from_numpy(self._task.astype(np.float32)).to(self.device)
+        return self._to_torch(self._task.astype(np.float32))
 
     def plot_rollout(self, rollout, path):
         g = float(np.asarray(rollout["task"]).reshape(-1)[0])

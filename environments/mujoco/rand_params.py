@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import mujoco
 import numpy as np
-import torch
 
 from environments.mujoco.base import MujocoMetaEnv
 from environments.mujoco.plotting import plot_x_rollout
@@ -67,7 +66,7 @@ class _RandParamsBase(MujocoMetaEnv):
     # ----- tasks ------------------------------------------------------------------------
     def sample_tasks(self, n):
         lim = self.log_scale_limit
-        return torch.from_numpy(self.task_rng.uniform(-lim, lim, size=(n, self.task_dim)).astype(np.float32))
+        return self._to_torch(self.task_rng.uniform(-lim, lim, size=(n, self.task_dim)).astype(np.float32))
 
     def task_to_params(self, task: np.ndarray) -> dict:
         """Exponent vector [task_dim] -> dict of physical parameter arrays."""
@@ -90,7 +89,7 @@ class _RandParamsBase(MujocoMetaEnv):
             self._task[i] = tasks[j]
 
     def get_task(self):
-        return torch.from_numpy(self._task.astype(np.float32)).to(self.device)
+        return self._to_torch(self._task.astype(np.float32))
 
     # ----- dynamics ---------------------------------------------------------------------
     def _compute_obs(self):
