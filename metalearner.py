@@ -22,6 +22,7 @@ from algorithms.storage import RolloutStorage, compute_gae
 from config.loader import Config
 from environments import make_env
 from environments.bamdp import BAMDPWrapper
+from exploration.bonus import ExplorationBonus
 from models.policy import Policy
 from utils import evaluation, plotting
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -70,6 +71,27 @@ def policy_inputs(cfg: Config, env: BAMDPWrapper, obs, latent=None) -> dict[str,
     return inputs
 
 
+def build_exploration(cfg: Config, spec: RunSpec, device) -> ExplorationBonus | None:
+    """HyperX bonuses on (s_{t+1}, b_{t+1}); b is the VAE posterior (mean, logvar) or, for
+    the oracles, the env's exact belief."""
+    kinds = ("hyperstate", "state", "belief", "vae_error")
+    on = {k: getattr(cfg, f"exploration_bonus_{k}") for k in kinds}
+    if not any(on.values()):
+        return None
+    belief_dim = spec.belief_dim if cfg.disable_metalearner else 2 * cfg.latent_dim
+    if (on["hyperstate"] or on["belief"]) and not belief_dim:
+        raise ValueError("the hyper-state/belief bonus needs a belief: an encoder or an env with an exact belief")
+    if on["vae_error"] and (cfg.disable_metalearner or cfg.disable_decoder):
+        raise ValueError("--exploration_bonus_vae_error needs the VAE decoders")
+    return ExplorationBonus(
+        spec.obs_dim, belief_dim, cfg.num_processes, cfg.policy_gamma, **on,
+        **{f"weight_{k}": getattr(cfg, f"weight_exploration_bonus_{k}") for k in kinds},
+        state_expl_idx=cfg.state_expl_idx, anneal=cfg.anneal_exploration_bonus_weights,
+        clip=cfg.intrinsic_rew_clip_rewards, rnd_lr=cfg.rnd_lr, rnd_output_dim=cfg.rnd_output_dim,
+        rnd_prior_layers=cfg.rnd_prior_net_layers, rnd_predictor_layers=cfg.rnd_predictor_net_layers,
+        rnd_init_weight_scale=cfg.rnd_init_weight_scale, rnd_norm_inputs=cfg.rnd_norm_inputs, device=device)
+
+
 class MetaLearner:
     def __init__(self, cfg: Config, run_dir: str, resume: bool = False):
         self.cfg, self.run_dir = cfg, run_dir
@@ -89,9 +111,12 @@ class MetaLearner:
             cfg.ppo_num_minibatch, cfg.ppo_clip_param, cfg.policy_value_loss_coef, cfg.policy_entropy_coef,
             cfg.policy_max_grad_norm, cfg.ppo_use_huberloss, cfg.ppo_use_clipped_value_loss,
             self.spec.num_updates if cfg.policy_anneal_lr else None)
+        self.bonus = build_exploration(cfg, self.spec, self.device)
         hidden = self.vae.encoder.hidden_size if self.vae else 1
         self.storage = RolloutStorage(cfg.policy_num_steps, cfg.num_processes, self._input_dims(), (
-            () if self.spec.discrete else (self.spec.action_dim,)), self.spec.discrete, hidden, self.device)
+            () if self.spec.discrete else (self.spec.action_dim,)), self.spec.discrete, hidden, self.device,
+            extra_dims=self._extra_dims())
+        self.env.record_belief = "next_belief" in self.storage.extras
         self.rew_norm = RewardNormaliser(cfg.num_processes, cfg.policy_gamma, cfg.norm_rew_clip_param, self.device)
         self.iter, self.frames, self.vae_pretrained = 0, 0, False
         self.obs = self.env.reset()
@@ -127,6 +152,15 @@ class MetaLearner:
                 "belief": self.spec.belief_dim if self.cfg.pass_belief_to_policy else 0,
                 "task": self.spec.task_dim if self.cfg.pass_task_to_policy else 0}
 
+    def _extra_dims(self) -> dict[str, int]:
+        """Per-step data only the exploration bonuses need."""
+        if self.bonus is None:
+            return {}
+        need_belief = self.bonus.uses_beliefs or self.cfg.exploration_bonus_vae_error
+        return {"posterior": 2 * self.cfg.latent_dim if self.vae and need_belief else 0,
+                "next_belief": self.spec.belief_dim if not self.vae and self.bonus.uses_beliefs else 0,
+                "task": self.spec.task_dim if self.cfg.exploration_bonus_vae_error and self.cfg.decode_task else 0}
+
     def _latent_input(self, mean, logvar):
         if self.cfg.sample_embeddings:
             lat = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
@@ -150,20 +184,31 @@ class MetaLearner:
         if vae is not None:
             mean, logvar, hidden = vae.encode_running()
             latent = self._latent_input(mean, logvar)
+            prior = vae.encoder.prior(1)
+        extras = {}
         self.storage.set_first(self._policy_inputs(latent), hidden)
         for _ in range(cfg.policy_num_steps):
             act = self.policy.act(self._policy_inputs(latent))
             obs, reward, done, info = self.env.step(act.env_action)
             any_done = bool(done.any())  # CPU: free; on GPU one sync per step (env already syncs)
             enc_action = self._encoder_action(act.action)
+            if "next_belief" in self.storage.extras:
+                extras["next_belief"] = info["next_belief"]
+            if "task" in self.storage.extras:
+                extras["task"] = info["task"]
             if vae is not None:
-                post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden, done)
-                hidden, latent = post.hidden, self._latent_input(post.mean, post.logvar)
+                post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden)
+                if "posterior" in self.storage.extras:  # b_{t+1} of the ending task, before the reset
+                    extras["posterior"] = torch.cat([post.mean, post.logvar], -1)
+                new_task = done[:, None]  # the next observation belongs to a new task: prior
+                hidden = post.hidden * (~new_task).float()
+                latent = self._latent_input(torch.where(new_task, prior.mean, post.mean),
+                                            torch.where(new_task, prior.logvar, post.logvar))
                 vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
             self.obs = obs
             self.storage.insert(inputs=self._policy_inputs(latent), hidden=hidden, next_obs=info["next_obs"],
                                 action=act.action, log_prob=act.log_prob, value=act.value, reward_raw=reward,
-                                reward=reward, done=done, trunc=info["bamdp_truncated"])
+                                reward=reward, done=done, trunc=info["bamdp_truncated"], extras=extras)
             self.frames += cfg.num_processes
         if cfg.norm_rew_for_policy:
             self.storage.rewards.copy_(self.rew_norm(self.storage.rewards_raw, self.storage.dones))
@@ -177,6 +222,8 @@ class MetaLearner:
         if vae is not None and cfg.pretrain_len and not self.vae_pretrained and vae.ready():
             stats["vae_pretrain"] = vae.update(cfg.pretrain_len)
             self.vae_pretrained = True
+        if self.bonus is not None:
+            stats["exploration"] = self._add_exploration_bonus()
         with torch.no_grad():
             last = {k: v[-1] for k, v in self.storage.inputs.items()}
             self.storage.values[-1] = self.policy(last)[1]
@@ -197,6 +244,45 @@ class MetaLearner:
         self.policy.update_normalisers({k: v[:-1] for k, v in self.storage.inputs.items()})
         self._check_finite(stats)
         return stats
+
+    def _add_exploration_bonus(self) -> dict:
+        """Add the normalised, weighted, annealed HyperX bonus to the rollout's rewards and
+        train the RND predictors. No pretraining iteration: the first call is a normal one."""
+        cfg, s, z = self.cfg, self.storage, self.cfg.latent_dim
+        self.bonus.set_progress(self.frames, cfg.num_frames)
+        beliefs = s.extras.get("posterior", s.extras.get("next_belief"))
+        vae_error = None
+        if cfg.exploration_bonus_vae_error:
+            post = s.extras["posterior"]
+            actions = self._encoder_action(s.actions).reshape(s.num_steps, s.num_envs, -1)
+            vae_error = lambda: self.vae.transition_error(  # noqa: E731
+                post[..., :z], post[..., z:], s.inputs["state"][:-1], actions, s.next_obs, s.rewards_raw,
+                s.extras.get("task"))
+        with torch.no_grad():
+            total, stats = self.bonus.compute(s.next_obs, beliefs, s.dones, vae_error=vae_error)
+            s.rewards += total
+            rnd_batch = self._rnd_batch() if self.bonus.rnds and self.iter % cfg.rnd_update_frequency == 0 else None
+        if rnd_batch is not None:
+            stats.update(self.bonus.update_rnd(*rnd_batch))
+        return stats
+
+    def _rnd_batch(self):
+        """Hyper-states to train the RND on: from the VAE buffer, re-encoded with the current
+        encoder (k trajectories x k steps, k = sqrt(rnd_batch_size)); without a VAE (oracles)
+        a random subset of the last rollout."""
+        cfg, vae, s = self.cfg, self.vae, self.storage
+        if vae is not None and vae.buffer.size > 0:
+            k = max(1, int(cfg.rnd_batch_size ** 0.5))
+            b = vae.buffer.sample(k, vae.generator)
+            post = vae.encoder(b.actions, b.next_obs, b.rewards, return_prior=True)
+            t = (torch.rand(k, k, generator=vae.generator).to(b.lengths.device) * b.lengths).long()  # [k, B]
+            cols = torch.arange(k, device=t.device).expand(k, k)
+            beliefs = torch.cat([post.mean[t + 1, cols], post.logvar[t + 1, cols]], -1)
+            return b.next_obs[t, cols].reshape(k * k, -1), beliefs.reshape(k * k, -1)
+        idx = torch.randperm(s.num_steps * s.num_envs, device=s.next_obs.device)[:cfg.rnd_batch_size]
+        beliefs = s.extras.get("posterior", s.extras.get("next_belief"))
+        flat = lambda x: None if x is None else x.reshape(-1, x.shape[-1])[idx]  # noqa: E731
+        return flat(s.next_obs), flat(beliefs)
 
     def _recompute_latent(self) -> torch.Tensor:
         """Policy latents of the last rollout, recomputed WITH gradients (RL2)."""
@@ -236,6 +322,8 @@ class MetaLearner:
             log.add(f"policy_losses/{key}", val, it)
         for key, val in stats.get("vae", {}).items():
             log.add(f"vae_losses/{key}", val, it)
+        for key, val in stats.get("exploration", {}).items():
+            log.add(key if key.startswith("rnd/") else f"exploration/{key}", val, self.frames)
         log.add("environment/state_max", s.next_obs.max(), it)
         log.add("environment/state_min", s.next_obs.min(), it)
         log.add("environment/rew_max", s.rewards_raw.max(), it)
@@ -283,6 +371,7 @@ class MetaLearner:
         return {"iter": self.iter, "frames": self.frames, "vae_pretrained": self.vae_pretrained,
                 "policy": self.policy.state_dict(), "updater": self.updater.state_dict(),
                 "vae": self.vae.state_dict(self.cfg.checkpoint_vae_buffer) if self.vae else None,
+                "bonus": self.bonus.state_dict() if self.bonus else None,
                 "rew_norm": self.rew_norm.state_dict(), "env": self.env.state_dict(), "obs": self.obs.clone(),
                 "storage": self.storage.state_dict(), "rng": rng_state(), "config": self.cfg.to_dict()}
 
@@ -296,6 +385,8 @@ class MetaLearner:
         self.updater.load_state_dict(state["updater"])
         if self.vae is not None:
             self.vae.load_state_dict(state["vae"])
+        if self.bonus is not None:
+            self.bonus.load_state_dict(state["bonus"])
         self.rew_norm.load_state_dict(state["rew_norm"])
         self.env.load_state_dict(state["env"])
         self.obs = state["obs"].to(self.device)

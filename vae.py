@@ -49,6 +49,7 @@ class TrajectoryBuffer:
         self.running_tasks = torch.zeros(num_envs, max(task_dim, 1), device=device)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=device)
         self._env_idx = torch.arange(num_envs, device=device)
+        self.reward_absmax = torch.ones((), device=device) * 1e-8  # for normalise_rew_targets
         self.insert_pos, self.size = 0, 0
 
     def insert(self, prev_obs, actions, rewards, next_obs, task, done: torch.Tensor, any_done: bool) -> None:
@@ -62,6 +63,7 @@ class TrajectoryBuffer:
             self.running[k][t, self._env_idx] = v
         if task is not None:
             self.running_tasks.copy_(task.reshape(self.num_envs, -1))
+        self.reward_absmax = torch.maximum(self.reward_absmax, step["rewards"].abs().max())
         self.t += 1
         if any_done:
             self._finish(done)
@@ -96,6 +98,7 @@ class TrajectoryBuffer:
 
     def state_dict(self, with_data: bool) -> dict:
         state = {"running": {k: v.clone() for k, v in self.running.items()}, "t": self.t.clone(),
+                 "reward_absmax": self.reward_absmax.clone(),
                  "running_tasks": self.running_tasks.clone(), "insert_pos": self.insert_pos, "size": self.size}
         if with_data:
             state.update(data={k: v[:, :self.size].clone() for k, v in self.data.items()},
@@ -106,6 +109,7 @@ class TrajectoryBuffer:
         for k, v in state["running"].items():
             self.running[k].copy_(v)
         self.t.copy_(state["t"])
+        self.reward_absmax = state["reward_absmax"].to(self.device)
         self.running_tasks.copy_(state["running_tasks"])
         if "data" in state:
             n = state["data"]["prev_obs"].shape[1]
@@ -249,7 +253,7 @@ class VAE:
             mask = mask & (d_idx[None] < e_idx[:, None])
         take = lambda x: x.gather(0, d_idx[..., None].expand(D, B, x.shape[-1]))  # noqa: E731
         tgt = SimpleNamespace(prev_obs=take(batch.prev_obs), actions=take(batch.actions),
-                              rewards=take(batch.rewards), next_obs=take(batch.next_obs))
+                              rewards=self._reward_target(take(batch.rewards)), next_obs=take(batch.next_obs))
         lat_kd = lat[:, None].expand(K, D, B, lat.shape[-1])
         exp = lambda x: x[None].expand(K, *x.shape)  # noqa: E731
 
@@ -291,6 +295,38 @@ class VAE:
         if kl is not None:
             out["kl"] = kl[:, 0].cpu().numpy()
         return out
+
+    def _reward_target(self, rewards: torch.Tensor) -> torch.Tensor:
+        if self.cfg.normalise_rew_targets:
+            return rewards / self.buffer.reward_absmax
+        return rewards
+
+    @torch.no_grad()
+    def transition_error(self, mean, logvar, prev_obs, actions, next_obs, rewards, tasks=None) -> torch.Tensor:
+        """Weighted reconstruction error of each transition [T, N] under a sample of the
+        posterior that includes it (HyperX's VAE-error bonus). rewards: [T, N]."""
+        cfg = self.cfg
+        latent = sample_gaussian(mean, logvar, cfg.disable_stochasticity_in_latent)
+        target = self._reward_target(rewards[..., None])
+        err = torch.zeros_like(rewards)
+        if self.reward_decoder is not None:
+            if cfg.multihead_for_reward:
+                logits = self.reward_decoder(latent).gather(-1, self.state_to_id(next_obs)[..., None])
+                rew_err = F.binary_cross_entropy_with_logits(logits, (rewards[..., None] == 1).float(), reduction="none")
+            else:
+                rew_err = (self.reward_decoder(latent, next_obs, prev_obs, actions) - target).pow(2)
+            err = err + cfg.rew_loss_coeff * rew_err.squeeze(-1)
+        if self.state_decoder is not None:
+            err = err + cfg.state_loss_coeff * (self.state_decoder(latent, prev_obs, actions) - next_obs).pow(2).mean(-1)
+        if self.task_decoder is not None and tasks is not None:
+            pred = self.task_decoder(latent)
+            if cfg.task_pred_type == "task_id":
+                task_err = F.cross_entropy(pred.flatten(0, -2), self.task_to_id(tasks).flatten(), reduction="none")
+                task_err = task_err.reshape(err.shape)
+            else:
+                task_err = (pred - tasks[..., :pred.shape[-1]]).pow(2).mean(-1)
+            err = err + cfg.task_loss_coeff * task_err
+        return err
 
     def _reward_error(self, lat, lat_kd, tgt, exp):
         if self.cfg.multihead_for_reward:

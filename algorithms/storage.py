@@ -46,7 +46,9 @@ def compute_gae(rewards, values, dones, truncs, gamma: float, lam: float, use_ga
 
 class RolloutStorage:
     def __init__(self, num_steps: int, num_envs: int, dims: dict[str, int], action_shape: tuple,
-                 discrete: bool, hidden_size: int, device):
+                 discrete: bool, hidden_size: int, device, extra_dims: dict[str, int] | None = None):
+        """extra_dims: per-step tensors [T, N, d] some options need (e.g. the posterior
+        after each transition for exploration bonuses)."""
         T, N = num_steps, num_envs
         self.num_steps, self.num_envs = T, N
         z = dict(device=device)
@@ -61,6 +63,7 @@ class RolloutStorage:
         self.returns = torch.zeros(T, N, **z)
         self.dones = torch.zeros(T, N, dtype=torch.bool, **z)
         self.truncs = torch.zeros(T, N, dtype=torch.bool, **z)
+        self.extras = {k: torch.zeros(T, N, d, **z) for k, d in (extra_dims or {}).items() if d}
         self.step = 0
 
     def set_first(self, inputs: dict[str, torch.Tensor], hidden: torch.Tensor | None) -> None:
@@ -72,8 +75,11 @@ class RolloutStorage:
         if hidden is not None:
             self.hidden[0].copy_(hidden)
 
-    def insert(self, *, inputs, hidden, next_obs, action, log_prob, value, reward_raw, reward, done, trunc):
+    def insert(self, *, inputs, hidden, next_obs, action, log_prob, value, reward_raw, reward, done, trunc,
+               extras=None):
         t = self.step
+        for k, v in (extras or {}).items():
+            self.extras[k][t].copy_(v)
         for k, v in inputs.items():
             if k in self.inputs:
                 self.inputs[k][t + 1].copy_(v)

@@ -49,3 +49,14 @@ MULTITASK = dict(
     precollect_len=0,
     max_rollouts_per_task=1,
 )
+
+# HyperX: VariBAD + hyper-state RND + VAE-error bonus (weights are per env-type).
+HYPERX = dict(
+    exp_label="hyperx",
+    exploration_bonus_hyperstate=True,
+    exploration_bonus_vae_error=True,
+    anneal_exploration_bonus_weights=True,
+)
+
+# "VariBAD + state novelty": a state-only RND bonus (HyperX's x_state ablation).
+VARIBAD_X_STATE = dict(exp_label="varibad_x_state", exploration_bonus_state=True)

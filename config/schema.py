@@ -144,6 +144,27 @@ _add(g, "task_decoder_layers", "int_list", [64, 32], "task decoder layers")
 _add(g, "task_pred_type", "str", "task_description", "task target",
      choices=("task_id", "task_description"))
 
+_add(g, "normalise_rew_targets", "bool", False,
+     "divide reward targets of the VAE by the running max |r| (HyperX treasure hunt)")
+
+# ----- exploration (HyperX) --------------------------------------------------------------------
+g = "exploration"
+for kind, what in (("hyperstate", "RND on the hyper-state (state, belief)"), ("state", "RND on the state"),
+                   ("belief", "RND on the belief"), ("vae_error", "the VAE's reconstruction error")):
+    _add(g, f"exploration_bonus_{kind}", "bool", False, f"exploration bonus: {what}")
+    _add(g, f"weight_exploration_bonus_{kind}", "float", 1.0, f"weight of the {kind} bonus")
+_add(g, "anneal_exploration_bonus_weights", "bool", True, "anneal all bonus weights linearly to 0 over training")
+_add(g, "intrinsic_rew_clip_rewards", "float", None, "clip each normalised bonus to +-this", optional=True)
+_add(g, "state_expl_idx", "int_list", None, "state dims the RND bonuses look at (None: all)", optional=True)
+_add(g, "rnd_lr", "float", 1e-4, "RND predictor learning rate")
+_add(g, "rnd_batch_size", "int", 128, "RND training samples per update")
+_add(g, "rnd_update_frequency", "int", 1, "train the RND predictor every k policy updates")
+_add(g, "rnd_output_dim", "int", 128, "RND output size")
+_add(g, "rnd_prior_net_layers", "int_list", [256, 256], "RND frozen prior layers")
+_add(g, "rnd_predictor_net_layers", "int_list", [256, 256], "RND predictor layers")
+_add(g, "rnd_norm_inputs", "bool", False, "centre and scale RND inputs by running statistics")
+_add(g, "rnd_init_weight_scale", "float", 10.0, "scale of the frozen prior's initial weights")
+
 # ----- logging -------------------------------------------------------------------------------
 g = "logging"
 _add(g, "log_interval", "int", 500, "TensorBoard scalars every k updates")

@@ -29,6 +29,7 @@ info (all [N] tensors):
     episode          index k (0..R-1) of the episode this transition belongs to
     bamdp_truncated  the BAMDP ended on this step by the time limit of its last episode
     task             task of this transition [N, task_dim] (before a BAMDP reset)
+    next_belief      exact belief after the transition, before resets (if record_belief)
     + the inner env's info keys
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ class BAMDPWrapper:
         self.env = env
         self.episodes_per_task = episodes_per_task
         self.add_done_info = episodes_per_task > 1 if add_done_info is None else add_done_info
+        self.record_belief = False  # put the pre-reset belief in info["next_belief"] (HyperX oracle)
         self.episode = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
         self.bamdp_step = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
 
@@ -94,6 +96,8 @@ class BAMDPWrapper:
         last_episode = self.episode >= self.episodes_per_task - 1
         done_bamdp = done_mdp & last_episode
         info = dict(info)
+        if self.record_belief:
+            info["next_belief"] = self.env.get_belief()
         info.update(next_obs=self._flag(obs, done_mdp), done_mdp=done_mdp, episode=self.episode.clone(),
                     bamdp_truncated=done_bamdp & truncated & ~terminated, task=task)
         self.bamdp_step += 1

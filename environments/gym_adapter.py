@@ -17,7 +17,9 @@ implements the contract of environments/base.py:
 - ``info`` carries the scalar entries named in ``info_keys`` (as float32 [N]) and, when
   ``pos_fn(env) -> array [k]`` is given, "pos" [N, k];
 - an optional ``belief_method`` (name of a method of the unwrapped env returning [belief_dim])
-  enables ``get_belief``.
+  enables ``get_belief``;
+- ``state_dict`` / ``load_state_dict`` (checkpoints) deep-copy the gymnasium envs when possible,
+  so a run continues exactly; otherwise tasks are restored and new episodes started (warning).
 
 Example (a tiny custom env: a 1-D point that should reach an unknown goal)::
 
@@ -60,6 +62,9 @@ A registered gymnasium id works the same way (``GymnasiumMetaEnv("MyTaskEnv-v0",
 """
 from __future__ import annotations
 
+import copy
+import pickle
+import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -182,7 +187,10 @@ class GymnasiumMetaEnv(MetaEnv):
         reward = np.zeros(n)
         infos = {k: np.zeros(n, dtype=np.float32) for k in self.info_keys}
         for i in np.flatnonzero(active).tolist():
-            a = int(np.asarray(acts[i]).reshape(-1)[0]) if discrete else np.asarray(acts[i], dtype=self.action_space.dtype).reshape(self.action_space.shape)
+            if discrete:
+                a = int(np.asarray(acts[i]).reshape(-1)[0])
+            else:
+                a = np.asarray(acts[i], dtype=self.action_space.dtype).reshape(self.action_space.shape)
             obs, r, term, trunc, info = self.envs[i].step(a)
             self._last_obs[i] = self._flat(obs)
             reward[i] = float(r)
@@ -198,6 +206,41 @@ class GymnasiumMetaEnv(MetaEnv):
             out["pos"] = torch.from_numpy(self._pos.copy()).to(self.device)
         return (self._obs(), torch.from_numpy(reward.astype(np.float32)).to(self.device),
                 torch.from_numpy(self._terminated.copy()).to(self.device), truncated, out)
+
+    def state_dict(self) -> dict:
+        """Adapter state plus deep copies of the gymnasium envs when they can be copied (then the
+        run continues exactly); otherwise ``envs`` is None and ``load_state_dict`` re-sets the tasks
+        and starts new episodes."""
+        try:
+            envs = copy.deepcopy(self.envs)
+        except (TypeError, ValueError, AttributeError, RuntimeError, pickle.PicklingError):
+            envs = None
+        return {"envs": envs, "task": self._task.copy(), "last_obs": self._last_obs.copy(),
+                "terminated": self._terminated.copy(), "env_truncated": self._env_truncated.copy(),
+                "pos": None if self._pos is None else self._pos.copy(), "seeded": list(self._seeded),
+                "step_count": self.step_count.clone(), "task_rng": self.task_rng.bit_generator.state,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.task_rng.bit_generator.state = state["task_rng"]
+        self.generator.set_state(state["generator"])
+        all_copies = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        if state["envs"] is not None:
+            for e in self.envs:
+                e.close()
+            self.envs = copy.deepcopy(state["envs"])
+            self._task[...] = state["task"]
+            self._last_obs[...] = state["last_obs"]
+            self._terminated[...] = state["terminated"]
+            self._env_truncated[...] = state["env_truncated"]
+            self._pos = None if state["pos"] is None else np.array(state["pos"])
+            self._seeded = list(state["seeded"])
+            self.step_count.copy_(state["step_count"])
+        else:
+            warnings.warn("GymnasiumMetaEnv: the inner envs could not be checkpointed; tasks are restored "
+                          "and new episodes started", stacklevel=2)
+            self.set_task(all_copies, torch.from_numpy(np.asarray(state["task"])))
+            self.reset_mdp()
 
     def close(self) -> None:
         for e in self.envs:

@@ -163,3 +163,22 @@ def test_registered_gymnasium_id_and_spec_time_limit():
         *_, trunc, _ = env.step(torch.zeros(2, 1))
         assert trunc.all() == (t == 6)
     env.close()
+
+
+def test_state_dict_continues_exactly():
+    env = _make(n=3, seed=0)
+    for _ in range(4):
+        env.step(torch.full((3, 1), 0.5))
+    state = env.state_dict()
+    assert state["envs"] is not None
+
+    def run(e):
+        out = [e.step(torch.full((3, 1), -0.3))[0] for _ in range(5)]
+        out.append(e.reset(mask=torch.tensor([True, False, True])))
+        return torch.cat(out), e.get_task()
+
+    a = run(env)
+    other = _make(n=3, seed=7)
+    other.load_state_dict(state)
+    b = run(other)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

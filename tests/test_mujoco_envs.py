@@ -379,3 +379,30 @@ def test_plot_rollout_writes_file(name, tmp_path):
     path = tmp_path / f"{name}.png"
     env.plot_rollout(rollout, str(path))
     assert path.exists() and path.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", ["HalfCheetahDirSparse", "AntDir", "HopperRandParams"])
+def test_state_dict_continues_exactly(name):
+    env = make_env(name, num_envs=3, seed=0, num_threads=1)
+    g = torch.Generator().manual_seed(0)
+    acts = [torch.rand(3, env.action_space.shape[0], generator=g) * 2 - 1 for _ in range(16)]
+
+    def run(e, steps):
+        out = []
+        for a in steps:
+            o, r, term, trunc, _ = e.step(a)
+            if (term | trunc).any():
+                o = e.reset_mdp(term | trunc)
+            out.append(torch.cat([o, r[:, None], term[:, None].float()], 1))
+        reset_obs = e.reset(mask=torch.tensor([True, False, False]))  # task sampling continues too
+        return torch.cat(out), torch.cat([reset_obs.flatten(), e.get_task().flatten()])
+
+    run(env, acts[:8])
+    state = env.state_dict()
+    first = run(env, acts[8:])
+    other = make_env(name, num_envs=3, seed=123, num_threads=1)  # different seed: everything is overwritten
+    other.load_state_dict(state)
+    second = run(other, acts[8:])
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    if name == "HopperRandParams":
+        assert np.array_equal(env.models[1].body_mass, other.models[1].body_mass)

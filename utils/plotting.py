@@ -47,6 +47,7 @@ def plot_learning_curves(csv_path: str, out: str) -> None:
 
 def plot_behaviour(learner, trace: dict, folder: str, it: int) -> None:
     env = learner.env.env
+    os.makedirs(folder, exist_ok=True)
     if hasattr(env, "plot_rollout"):
         env.plot_rollout(trace, os.path.join(folder, f"{it}_behaviour.png"))
     elif hasattr(env, "cell_id"):

@@ -24,6 +24,11 @@ Randomness: ``np.random.SeedSequence(seed)`` is split into two ``numpy.random.Ge
 sequence does not depend on how many episodes were reset. The global numpy / python RNGs are
 never used.
 
+Checkpoints: ``state_dict`` / ``load_state_dict`` save and restore the per-copy MuJoCo integration
+state (``mj_getState(..., mjSTATE_INTEGRATION)``, incl. the solver warm start), the stacked buffers,
+tasks (re-applied, so rand-params physics is rebuilt), done flags and RNG states: a restored env
+continues bit-for-bit.
+
 Done copies: a copy that terminated early is not stepped again; it keeps returning its last
 observation, reward 0 and ``terminated=True`` until ``reset``/``reset_mdp`` resets it.
 """
@@ -271,6 +276,51 @@ class MujocoMetaEnv(MetaEnv):
 
     def _np_tasks(self, tasks) -> np.ndarray:
         return torch.as_tensor(tasks).detach().cpu().double().numpy().reshape(-1, self.task_dim)
+
+    # ----- checkpoints ------------------------------------------------------------------
+    _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # qpos, qvel, act, time, ctrl, warmstart, ...
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: per-copy MuJoCo integration state, the stacked
+        buffers, done flags, tasks (which re-create rand-params physics), RNG states, step counters."""
+        spec = self._STATE_SPEC
+        size = mujoco.mj_stateSize(self.model, spec)
+        phys = np.zeros((self.num_envs, size))
+        for i, (m, d) in enumerate(zip(self.models, self.datas)):
+            mujoco.mj_getState(m, d, phys[i], spec)
+        return {
+            "physics": phys,
+            "buf": {k: v.copy() for k, v in self.buf.items()},
+            "done": self._done.copy(),
+            "last_obs": None if self._last_obs is None else self._last_obs.copy(),
+            "task": self._task.copy(),
+            "step_count": self.step_count.clone(),
+            "np_random": self.np_random.bit_generator.state,
+            "task_rng": self.task_rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "extra": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        all_copies = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        self.set_task(all_copies, torch.from_numpy(np.asarray(state["task"])))
+        for i, (m, d) in enumerate(zip(self.models, self.datas)):
+            mujoco.mj_setState(m, d, np.asarray(state["physics"][i], dtype=np.float64), self._STATE_SPEC)
+        for k, v in state["buf"].items():
+            self.buf[k][...] = v
+        self._done[...] = state["done"]
+        self._last_obs = None if state["last_obs"] is None else np.array(state["last_obs"])
+        self.step_count.copy_(state["step_count"])
+        self.np_random.bit_generator.state = state["np_random"]
+        self.task_rng.bit_generator.state = state["task_rng"]
+        self.generator.set_state(state["generator"])
+        self._load_extra_state(state["extra"])
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        pass
 
     def close(self) -> None:
         if self._pool is not None:

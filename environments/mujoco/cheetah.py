@@ -146,6 +146,12 @@ class HalfCheetahDirSparse(HalfCheetahDir):
     def get_belief(self):
         return self._to_torch(self._belief.astype(np.float32))
 
+    def _extra_state(self):
+        return {"belief": self._belief.copy()}
+
+    def _load_extra_state(self, extra):
+        self._belief[...] = extra["belief"]
+
     def plot_rollout(self, rollout, path):
         task = np.asarray(rollout.get("task", [])).reshape(-1)
         plot_x_rollout(rollout, path, title=f"HalfCheetahDirSparse task {np.round(task, 3).tolist()}",
