@@ -23,6 +23,7 @@ from config.loader import Config
 from environments import make_env
 from environments.bamdp import BAMDPWrapper
 from exploration.bonus import ExplorationBonus
+from models.hypernet import HyperActorCritic
 from models.policy import Policy
 from utils import evaluation, plotting
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -51,12 +52,22 @@ def build_policy(cfg: Config, spec: RunSpec, device) -> Policy:
     if cfg.pass_belief_to_policy and not spec.belief_dim:
         raise ValueError(f"--pass_belief_to_policy: env {cfg.env_name} has no exact belief")
     parts = ("state", "latent", "belief", "task")
+    body_fn = cond_part = None
+    if cfg.use_hypernet:
+        cond_part = cfg.hypernet_input
+        generated = None if cfg.policy_layers_hyper is None else [bool(x) for x in cfg.policy_layers_hyper]
+        if generated is not None and len(generated) != len(cfg.policy_layers) + 1:
+            raise ValueError(f"--policy_layers_hyper needs {len(cfg.policy_layers) + 1} entries (hidden layers + head)")
+        body_fn = lambda base_dim, cond_dim: HyperActorCritic(  # noqa: E731
+            base_dim, cond_dim, cfg.policy_layers, spec.num_actions, cfg.policy_activation_function.replace("-", "_"),
+            cfg.hypernet_layers, generated, cfg.hypernet_head_bias, cfg.hypernet_init, cfg.use_film,
+            0.01 if spec.discrete else 1.0)
     return Policy(dims, spec.num_actions, spec.discrete, cfg.policy_layers, cfg.policy_activation_function,
                   cfg.policy_initialisation,
                   embed_dims={p: getattr(cfg, f"policy_{p}_embedding_dim") for p in parts},
                   normalise={p: getattr(cfg, f"norm_{p}_for_policy") for p in parts},
                   init_std=cfg.policy_init_std, tanh_mean=cfg.norm_actions_pre_sampling,
-                  tanh_squash=cfg.norm_actions_post_sampling).to(device)
+                  tanh_squash=cfg.norm_actions_post_sampling, body_fn=body_fn, cond_part=cond_part).to(device)
 
 
 def policy_inputs(cfg: Config, env: BAMDPWrapper, obs, latent=None) -> dict[str, torch.Tensor]:
@@ -185,6 +196,7 @@ class MetaLearner:
             mean, logvar, hidden = vae.encode_running()
             latent = self._latent_input(mean, logvar)
             prior = vae.encoder.prior(1)
+            hidden0 = vae.encoder.initial_hidden(cfg.num_processes, self.device)
         extras = {}
         self.storage.set_first(self._policy_inputs(latent), hidden)
         for _ in range(cfg.policy_num_steps):
@@ -197,11 +209,11 @@ class MetaLearner:
             if "task" in self.storage.extras:
                 extras["task"] = info["task"]
             if vae is not None:
-                post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden)
+                post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden, prev_state=self.obs)
                 if "posterior" in self.storage.extras:  # b_{t+1} of the ending task, before the reset
                     extras["posterior"] = torch.cat([post.mean, post.logvar], -1)
                 new_task = done[:, None]  # the next observation belongs to a new task: prior
-                hidden = post.hidden * (~new_task).float()
+                hidden = torch.where(new_task, hidden0, post.hidden)
                 latent = self._latent_input(torch.where(new_task, prior.mean, post.mean),
                                             torch.where(new_task, prior.logvar, post.logvar))
                 vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
@@ -274,7 +286,7 @@ class MetaLearner:
         if vae is not None and vae.buffer.size > 0:
             k = max(1, int(cfg.rnd_batch_size ** 0.5))
             b = vae.buffer.sample(k, vae.generator)
-            post = vae.encoder(b.actions, b.next_obs, b.rewards, return_prior=True)
+            post = vae.encoder(b.actions, b.next_obs, b.rewards, return_prior=True, prev_states=b.prev_obs)
             t = (torch.rand(k, k, generator=vae.generator).to(b.lengths.device) * b.lengths).long()  # [k, B]
             cols = torch.arange(k, device=t.device).expand(k, k)
             beliefs = torch.cat([post.mean[t + 1, cols], post.logvar[t + 1, cols]], -1)
@@ -289,7 +301,7 @@ class MetaLearner:
         s = self.storage
         post = self.vae.encoder.forward_with_resets(
             self._encoder_action(s.actions).reshape(s.num_steps, s.num_envs, -1), s.next_obs,
-            s.rewards_raw[..., None], s.hidden[0], s.dones)
+            s.rewards_raw[..., None], s.hidden[0], s.dones, prev_states=s.inputs["state"][:-1])
         return self._latent_input(post.mean[:-1], post.logvar[:-1])
 
     def _check_finite(self, stats: dict) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from algorithms.ppo import make_optimiser
 from models.decoder import RewardDecoder, StateDecoder, TaskDecoder
-from models.encoder import RNNEncoder, sample_gaussian
+from models.encoder import build_encoder, sample_gaussian
 from utils.spec import RunSpec
 
 
@@ -134,9 +134,7 @@ class VAE:
                  seed: int = 0):
         self.cfg, self.spec, self.device = cfg, spec, device
         self.state_to_id, self.task_to_id = state_to_id, task_to_id
-        self.encoder = RNNEncoder(spec.obs_dim, spec.action_dim, cfg.latent_dim, cfg.encoder_gru_hidden_size,
-                                  cfg.action_embedding_size, cfg.state_embedding_size, cfg.reward_embedding_size,
-                                  cfg.encoder_layers_before_gru, cfg.encoder_layers_after_gru).to(device)
+        self.encoder = build_encoder(spec.obs_dim, spec.action_dim, cfg).to(device)
         self.decode_reward = cfg.decode_reward and not cfg.disable_decoder
         self.decode_state = cfg.decode_state and not cfg.disable_decoder
         self.decode_task = cfg.decode_task and not cfg.disable_decoder
@@ -193,7 +191,7 @@ class VAE:
         """Re-encode every copy's unfinished trajectory with the current encoder; returns
         the posterior at the current step (the prior for copies at the start of a BAMDP)."""
         run = self.buffer.running_batch()
-        post = self.encoder(run.actions, run.next_obs, run.rewards, return_prior=True)
+        post = self.encoder(run.actions, run.next_obs, run.rewards, return_prior=True, prev_states=run.prev_obs)
         idx = run.lengths.clamp_max(post.mean.shape[0] - 1)
         rows = torch.arange(len(idx), device=idx.device)
         return post.mean[idx, rows], post.logvar[idx, rows], post.hidden[idx, rows]
@@ -243,7 +241,7 @@ class VAE:
         avg_decodes = cfg.vae_avg_reconstruction_terms if avg_decodes is None else avg_decodes
         L = batch.actions.shape[0]
         post = self.encoder(batch.actions, batch.next_obs, batch.rewards, return_prior=True,
-                            detach_every=cfg.tbptt_stepsize)
+                            detach_every=cfg.tbptt_stepsize, prev_states=batch.prev_obs)
         latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent)
         e_idx, e_ok, d_idx, d_ok = self._indices(batch.lengths, L, subsample)
         K, D, B = e_idx.shape[0], d_idx.shape[0], e_idx.shape[1]

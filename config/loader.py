@@ -58,6 +58,16 @@ def _load_preset(name: str, chain: tuple = ()) -> dict[str, Any]:
     return values
 
 
+def _method(name: str) -> dict[str, Any]:
+    from config.methods import METHODS, PLANNED_METHODS
+
+    if name in PLANNED_METHODS:
+        raise ConfigError(f"--method {name}: {PLANNED_METHODS[name]}")
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}.{closest(name, METHODS)} Available: {', '.join(METHODS)}")
+    return dict(METHODS[name], method=name)
+
+
 def parse_value(opt: Option, tokens: list[str]) -> Any:
     """Convert CLI tokens to the option's type, with messages that say what was expected."""
     where = f"--{opt.name}"
@@ -124,6 +134,9 @@ def resolve(env_type: str, overrides: dict[str, list[str]] | None = None,
     """Defaults -> preset -> (already typed) ``values`` -> CLI-token ``overrides``."""
     cfg = {name: opt.default for name, opt in OPTIONS.items()}
     cfg.update(_load_preset(env_type))
+    method = (values or {}).get("method") or (overrides or {}).get("method", [None])[0]
+    if method is not None:
+        cfg.update(_method(method))
     for key, val in (values or {}).items():
         if key not in OPTIONS:
             raise ConfigError(f"unknown option {key!r}.{closest(key, OPTIONS)}")
@@ -157,6 +170,15 @@ def validate(cfg: Config) -> None:
         raise ConfigError("choose one of --norm_actions_pre_sampling / --norm_actions_post_sampling")
     if cfg.rew_pred_type == "bernoulli" and not cfg.multihead_for_reward:
         raise ConfigError("--rew_pred_type bernoulli is only implemented with --multihead_for_reward true")
+    if cfg.use_hypernet and cfg.hypernet_input == "latent" and not (cfg.pass_latent_to_policy and not cfg.disable_metalearner):
+        raise ConfigError("--use_hypernet with --hypernet_input latent needs a latent (an encoder and --pass_latent_to_policy)")
+    if cfg.use_hypernet and cfg.hypernet_input == "task" and not cfg.pass_task_to_policy:
+        raise ConfigError("--hypernet_input task needs --pass_task_to_policy true")
+    if cfg.use_hypernet and cfg.hypernet_input == "latent" and not (cfg.pass_state_to_policy or cfg.pass_belief_to_policy
+                                                                    or cfg.pass_task_to_policy):
+        raise ConfigError("the hypernetwork's base net needs an input: also pass the state (--pass_state_to_policy)")
+    if cfg.encoder_skip_type and not cfg.encoder_agg_type:
+        raise ConfigError("--encoder_skip_type split needs an aggregator (--encoder_agg_type)")
     if cfg.pretrain_len and cfg.disable_decoder:
         raise ConfigError("--pretrain_len needs a decoder (there is nothing to pretrain for RL2)")
 

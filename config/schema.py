@@ -36,6 +36,8 @@ def _add(group: str, name: str, type_: str, default, help_: str, choices=None, o
 g = "general"
 _add(g, "env_name", "str", "GridNavi", "registered environment (see environments/)")
 _add(g, "env_kwargs", "json", {}, "extra keyword arguments for the env constructor, as JSON")
+_add(g, "method", "str", None, "method preset applied on top of the env-type (see config/methods.py)",
+     optional=True)
 _add(g, "num_frames", "int", 20_000_000, "total environment frames to train for")
 _add(g, "max_rollouts_per_task", "int", 1, "R: episodes per task (one BAMDP = R*H steps)")
 _add(g, "num_processes", "int", 16, "number of env copies stepped as one batch")
@@ -67,6 +69,19 @@ _add(g, "policy_layers", "int_list", [32], "hidden layer sizes of actor and crit
 _add(g, "policy_activation_function", "str", "tanh", "activation", choices=("tanh", "relu", "leaky-relu"))
 _add(g, "policy_initialisation", "str", "normc", "weight init", choices=("normc", "orthogonal"))
 _add(g, "policy_init_std", "float", 1.0, "initial std of the Gaussian policy")
+
+# ----- hypernetwork policy ------------------------------------------------------------------
+g = "hypernet"
+_add(g, "use_hypernet", "bool", False, "generate the policy's base networks with a hypernetwork")
+_add(g, "hypernet_input", "str", "latent", "what conditions the hypernetwork (the base net sees the rest)",
+     choices=("latent", "task"))
+_add(g, "hypernet_init", "str", "bias_hyperinit", "hypernetwork head initialisation",
+     choices=("bias_hyperinit", "weight_hyperinit", "hfi", "naive_kaiming", "naive_normc", "naive_orthogonal"))
+_add(g, "hypernet_layers", "int_list", [], "hypernetwork trunk layers (empty: heads read the embedding)")
+_add(g, "policy_layers_hyper", "int_list", None,
+     "1/0 per base layer incl. the output head: generated or ordinary (None: all generated)", optional=True)
+_add(g, "hypernet_head_bias", "bool", True, "bias in the hypernetwork heads (Bias-HyperInit needs it)")
+_add(g, "use_film", "bool", False, "FiLM: hypernetwork gives per-unit scale and shift instead of weights")
 
 # ----- RL ------------------------------------------------------------------------------------
 g = "rl"
@@ -125,6 +140,25 @@ _add(g, "encoder_layers_before_gru", "int_list", [], "layers between embeddings 
 _add(g, "encoder_gru_hidden_size", "int", 64, "GRU hidden size")
 _add(g, "encoder_layers_after_gru", "int_list", [], "layers between GRU and latent heads")
 _add(g, "latent_dim", "int", 5, "latent dimension")
+_add(g, "encoder_type", "str", "gru", "sequence model of the encoder",
+     choices=("gru", "lstm", "transformer", "none"))
+_add(g, "encoder_agg_type", "str", None, "history aggregator after the sequence model (SplAgger/AMRL/CNP/PEARL)",
+     choices=("sum", "max", "max_norm", "avg", "am", "weighted_avg", "softmax", "gauss"), optional=True)
+_add(g, "encoder_skip_type", "str", None, "'split': half skip, half aggregated (SplAgger)", choices=("split",),
+     optional=True)
+_add(g, "encoder_layers_after_agg", "int_list", [], "layers between aggregator and latent heads")
+_add(g, "encoder_st_estimator", "bool", False, "straight-through max/div gradients (AMRL)")
+_add(g, "encoder_max_init_low", "bool", False, "max aggregator starts at -1e6 instead of 0")
+_add(g, "encoder_learn_init_state", "bool", False, "learn the initial recurrent/aggregator state")
+_add(g, "encoder_invariant_init", "bool", False, "LSTM initialised to act like a sum aggregator")
+_add(g, "encoder_softmax_temp", "float", 1.0, "temperature of the softmax aggregator")
+_add(g, "encoder_learn_temps", "bool", True, "learn the softmax aggregator temperature")
+_add(g, "encoder_wavg_temp", "float", None, "weighted-avg aggregator: exp(w/T) weights (None: softplus)")
+_add(g, "full_transitions", "bool", False, "encode (s, a, r, s') instead of (a, r, s')")
+_add(g, "transformer_token_size", "int", 16, "transformer encoder token size")
+_add(g, "transformer_num_layers", "int", 2, "transformer encoder layers")
+_add(g, "transformer_num_heads", "int", 2, "transformer encoder heads")
+_add(g, "transformer_mem_size", "int", 256, "transformer encoder memory (steps)")
 
 # ----- decoders ------------------------------------------------------------------------------
 g = "decoder"

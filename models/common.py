@@ -11,7 +11,7 @@ def normc_(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     """Rows of ``weight`` get norm ``gain`` (OpenAI baselines' normc init)."""
     with torch.no_grad():
         weight.normal_(0, 1)
-        weight *= gain / weight.pow(2).sum(1, keepdim=True).sqrt()
+        weight *= gain / weight.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-12)
     return weight
 
 

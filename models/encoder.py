@@ -1,5 +1,10 @@
 """The VariBAD belief encoder: per-input embeddings -> GRU -> (mean, logvar) of q(m | tau_:t).
 
+Two encoders share one calling convention (``prev_states`` is used only with full
+transitions): ``RNNEncoder`` is VariBAD's GRU encoder, kept lean because it runs every
+env step; ``AggregatorEncoder`` wraps models/aggregators.HistoryEncoder (LSTM, transformer,
+no-RNN encoders, SplAgger/AMRL/CNP/PEARL aggregators). ``build_encoder`` picks one.
+
 Shapes: sequences are time-major, [T, B, d]. ``forward(..., return_prior=True)`` prepends
 the prior (the heads applied to the initial hidden state), so outputs have T+1 entries;
 entry t is the posterior after t transitions. The encoder never sees s_0 (as in VariBAD).
@@ -67,7 +72,7 @@ class RNNEncoder(nn.Module):
         return self.before(x) if len(self.before) else x
 
     def forward(self, actions, states, rewards, hidden=None, return_prior: bool = True,
-                detach_every: int | None = None) -> Posterior:
+                detach_every: int | None = None, prev_states=None) -> Posterior:
         """Encode whole sequences [T, B, .]; hidden None means 'start from the prior'."""
         batch = actions.shape[1]
         h0 = self.initial_hidden(batch) if hidden is None else hidden
@@ -85,7 +90,7 @@ class RNNEncoder(nn.Module):
             out = torch.cat([h0[None], out], 0)
         return Posterior(*self.heads(out), out)
 
-    def step(self, action, state, reward, hidden, done: torch.Tensor | None = None) -> Posterior:
+    def step(self, action, state, reward, hidden, done: torch.Tensor | None = None, prev_state=None) -> Posterior:
         """One transition for a batch [B, .]. Where ``done`` (BAMDP ended) the new posterior
         is the prior: the next observation already belongs to a new task."""
         x = self.embed(action, state, reward)
@@ -95,7 +100,7 @@ class RNNEncoder(nn.Module):
             h = h * (~done).float()[:, None]
         return Posterior(*self.heads(h), h)
 
-    def forward_with_resets(self, actions, states, rewards, hidden0, dones) -> Posterior:
+    def forward_with_resets(self, actions, states, rewards, hidden0, dones, prev_states=None) -> Posterior:
         """Step through a rollout [T, B, .] resetting to the prior after BAMDP ends (RL2
         gradients through the encoder). Returns posteriors [T+1] (entry 0 from hidden0)."""
         means, logvars, hiddens = [], [], [hidden0]
@@ -113,3 +118,60 @@ class RNNEncoder(nn.Module):
             logvars.append(lv)
             hiddens.append(h)
         return Posterior(torch.stack(means), torch.stack(logvars), torch.stack(hiddens))
+
+
+class AggregatorEncoder(nn.Module):
+    """models.aggregators.HistoryEncoder with RNNEncoder's calling convention."""
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        import warnings
+
+        from models.aggregators import HistoryEncoder
+
+        with warnings.catch_warnings():  # a 0-size embedding (input left out) warns on init
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.net = HistoryEncoder(**kwargs)
+        self.latent_dim = self.net.latent_dim
+
+    @property
+    def hidden_size(self) -> int:
+        return self.net.state_size
+
+    def initial_hidden(self, batch: int, device=None) -> torch.Tensor:
+        return self.net.initial_hidden(batch, device)
+
+    def prior(self, batch: int) -> Posterior:
+        return Posterior(*self.net.prior(batch))
+
+    def forward(self, actions, states, rewards, hidden=None, return_prior: bool = True,
+                detach_every: int | None = None, prev_states=None) -> Posterior:
+        return Posterior(*self.net(actions, states, rewards, prev_states, hidden, return_prior=return_prior,
+                                   return_all_hidden=True, detach_every=detach_every))
+
+    def step(self, action, state, reward, hidden, done=None, prev_state=None) -> Posterior:
+        return Posterior(*self.net.step(action, state, reward, hidden, done, prev_state))
+
+    def forward_with_resets(self, actions, states, rewards, hidden0, dones, prev_states=None) -> Posterior:
+        return Posterior(*self.net.forward_with_resets(actions, states, rewards, hidden0, dones, prev_states))
+
+
+def build_encoder(obs_dim: int, action_dim: int, cfg) -> nn.Module:
+    """The VariBAD GRU encoder unless an option asks for the general history encoder."""
+    general = (cfg.encoder_type != "gru" or cfg.encoder_agg_type or cfg.full_transitions
+               or cfg.encoder_learn_init_state)
+    if not general:
+        return RNNEncoder(obs_dim, action_dim, cfg.latent_dim, cfg.encoder_gru_hidden_size, cfg.action_embedding_size,
+                          cfg.state_embedding_size, cfg.reward_embedding_size, cfg.encoder_layers_before_gru,
+                          cfg.encoder_layers_after_gru)
+    return AggregatorEncoder(
+        action_dim=action_dim, state_dim=obs_dim, latent_dim=cfg.latent_dim, action_embed_dim=cfg.action_embedding_size,
+        state_embed_dim=cfg.state_embedding_size, reward_embed_dim=cfg.reward_embedding_size,
+        full_transitions=cfg.full_transitions, layers_before=cfg.encoder_layers_before_gru, enc_type=cfg.encoder_type,
+        hidden_size=cfg.encoder_gru_hidden_size, layers_after_enc=cfg.encoder_layers_after_gru,
+        skip=cfg.encoder_skip_type, agg_type=cfg.encoder_agg_type, layers_after_agg=cfg.encoder_layers_after_agg,
+        st_estimator=cfg.encoder_st_estimator, max_init_low=cfg.encoder_max_init_low,
+        learn_init_state=cfg.encoder_learn_init_state, invariant_init=cfg.encoder_invariant_init,
+        softmax_temp=cfg.encoder_softmax_temp, learn_temps=cfg.encoder_learn_temps, wavg_temp=cfg.encoder_wavg_temp,
+        transformer_token_size=cfg.transformer_token_size, transformer_layers=cfg.transformer_num_layers,
+        transformer_heads=cfg.transformer_num_heads, transformer_mem=cfg.transformer_mem_size)

@@ -1,13 +1,13 @@
 """Actor-critic bodies: a plain MLP body and a hypernetwork body (Beck et al., CoRL 2022).
 
-Both bodies share one interface so the Policy can use either::
+Both bodies (the MLP one lives in models/policy.py) share one interface so the Policy can use either::
 
     body(base_input [B, base_in_dim], cond [B, cond_dim]) -> (actor_out [B, A], value [B, 1])
 
 Leading dims other than B are allowed (``[..., d]``): inputs are flattened and the outputs
 reshaped back.
 
-``MLPActorCritic``: cond is concatenated to base_input; separate actor and critic MLPs.
+``models.policy.MLPActorCritic``: cond is concatenated to base_input; separate actor and critic MLPs.
 
 ``HyperActorCritic``: the conditioning vector (e.g. the embedded belief / RNN latent) goes
 through a small hypernetwork trunk (``hypernet_layers``; identity when empty). For every
@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.common import normc_
+
 INITS = ("naive_kaiming", "naive_normc", "naive_orthogonal", "hfi", "weight_hyperinit", "bias_hyperinit")
 _ACTS = {"tanh": torch.tanh, "relu": F.relu, "leaky_relu": F.leaky_relu, "elu": F.elu}
 
@@ -60,14 +62,6 @@ def activation_gain(name: str) -> float:
     if name == "elu":
         return nn.init.calculate_gain("relu")
     return nn.init.calculate_gain(name)
-
-
-def normc_(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    """Rows (one per output unit) ~ N(0, I), rescaled to norm ``gain`` (VariBAD's normc)."""
-    with torch.no_grad():
-        weight.normal_(0, 1)
-        weight.mul_(gain / weight.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-12))
-    return weight
 
 
 def standard_base_weight(out_dim: int, in_dim: int, gain: float) -> torch.Tensor:
@@ -85,32 +79,6 @@ def init_linear_normc(layer: nn.Linear, gain: float) -> nn.Linear:
 def _flatten_lead(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
     lead = tuple(x.shape[:-1])
     return x.reshape(-1, x.shape[-1]), lead
-
-
-class MLPActorCritic(nn.Module):
-    """Plain actor-critic body: cond is concatenated to base_input (cond_dim may be 0)."""
-
-    def __init__(self, base_in_dim: int, cond_dim: int, hidden_layers: list[int], actor_out_dim: int,
-                 activation: str = "tanh", actor_head_gain: float = 0.01):
-        super().__init__()
-        self.base_in_dim, self.cond_dim = int(base_in_dim), int(cond_dim)
-        self.actor_out_dim = int(actor_out_dim)
-        self.act = get_activation(activation)
-        gain = activation_gain(activation)
-        in_dim = self.base_in_dim + self.cond_dim
-        sizes = [in_dim] + list(hidden_layers)
-        self.actor_layers = nn.ModuleList(init_linear_normc(nn.Linear(a, b), gain) for a, b in itertools.pairwise(sizes))
-        self.critic_layers = nn.ModuleList(init_linear_normc(nn.Linear(a, b), gain) for a, b in itertools.pairwise(sizes))
-        self.actor_head = init_linear_normc(nn.Linear(sizes[-1], self.actor_out_dim), actor_head_gain)
-        self.value_head = init_linear_normc(nn.Linear(sizes[-1], 1), 1.0)
-
-    def forward(self, base_input: torch.Tensor, cond: torch.Tensor | None = None):
-        x = base_input if cond is None or cond.shape[-1] == 0 else torch.cat([base_input, cond], -1)
-        x, lead = _flatten_lead(x)
-        a = c = x
-        for la, lc in zip(self.actor_layers, self.critic_layers):
-            a, c = self.act(la(a)), self.act(lc(c))
-        return self.actor_head(a).reshape(*lead, -1), self.value_head(c).reshape(*lead, 1)
 
 
 def batched_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -324,4 +292,4 @@ class HyperActorCritic(nn.Module):
         return pa, pc
 
 
-__all__ = ["INITS", "HyperActorCritic", "MLPActorCritic", "batched_linear", "normc_"]
+__all__ = ["INITS", "HyperActorCritic", "batched_linear"]

@@ -14,7 +14,7 @@ optionally tanh on the mean (``norm_actions_pre_sampling``) or a tanh-squashed s
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -63,9 +63,10 @@ class Policy(nn.Module):
     def __init__(self, input_dims: dict[str, int], num_actions: int, discrete: bool, layers: list[int],
                  activation: str = "tanh", init: str = "normc", embed_dims: dict[str, int | None] | None = None,
                  normalise: dict[str, bool] | None = None, init_std: float = 1.0,
-                 tanh_mean: bool = False, tanh_squash: bool = False, body: nn.Module | None = None,
-                 cond_part: str | None = None):
+                 tanh_mean: bool = False, tanh_squash: bool = False,
+                 body_fn: Callable[[int, int], nn.Module] | None = None, cond_part: str | None = None):
         """input_dims: sizes of the parts the policy sees (only those given are used).
+        body_fn(base_dim, cond_dim) builds the actor-critic body (default: MLPActorCritic).
         cond_part: the part fed to the body as ``cond`` (hypernetwork input) instead of the
         base input; None concatenates everything into the base input."""
         super().__init__()
@@ -81,7 +82,9 @@ class Policy(nn.Module):
         sizes = {p: embed_dims.get(p) or input_dims[p] for p in self.parts}
         base_dim = sum(s for p, s in sizes.items() if p != cond_part)
         cond_dim = sizes[cond_part] if cond_part else 0
-        self.body = body if body is not None else MLPActorCritic(
+        if cond_part is not None and cond_part not in self.parts:
+            raise ValueError(f"the hypernetwork input {cond_part!r} is not among the policy inputs {self.parts}")
+        self.body = body_fn(base_dim, cond_dim) if body_fn is not None else MLPActorCritic(
             base_dim, cond_dim, layers, num_actions, activation, init, 0.01 if discrete else 1.0)
         if not discrete:
             self.logstd = nn.Parameter(torch.full((num_actions,), math.log(init_std)))

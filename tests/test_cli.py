@@ -62,3 +62,12 @@ def test_resume_refuses_config_changes(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     out = run("--resume", str(tmp_path), "--lr_policy", "1")
     assert out.returncode == 2 and "keeps its config" in out.stderr
+
+
+def test_method_presets_and_refusals():
+    cfg = resolve("gridworld_varibad", {"method": ["splagger"], "latent_dim": ["8"]})
+    assert cfg.use_hypernet and cfg.encoder_skip_type == "split" and cfg.latent_dim == 8  # CLI beats method
+    with pytest.raises(ConfigError, match="not built yet"):
+        resolve("gridworld_varibad", {"method": ["ti_pp"]})
+    with pytest.raises(ConfigError, match="Did you mean: splagger"):
+        resolve("gridworld_varibad", {"method": ["splager"]})

@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.hypernet import INITS, HyperActorCritic, MLPActorCritic, normc_
+from models.common import normc_
+from models.hypernet import INITS, HyperActorCritic
+from models.policy import MLPActorCritic
 
 torch.set_num_threads(1)
 
@@ -70,7 +72,7 @@ def test_bias_hyperinit_matches_mlp_statistics():
     hyper = HyperActorCritic(32, 4, [64, 64], 2)
     mlp = MLPActorCritic(32, 0, [64, 64], 2)
     W_h = hyper.generate(torch.randn(1, 4))[0][0][0][0]
-    W_m = mlp.actor_layers[0].weight
+    W_m = mlp.actor[0].weight
     assert W_h.shape == W_m.shape
     assert torch.allclose(W_h.norm(dim=1), W_m.norm(dim=1), rtol=1e-4)
 
@@ -148,8 +150,8 @@ def test_mlp_actor_critic():
     m = MLPActorCritic(6, 3, [32, 32], 4, activation="relu", actor_head_gain=0.01)
     a, v = m(torch.randn(10, 6), torch.randn(10, 3))
     assert a.shape == (10, 4) and v.shape == (10, 1)
-    assert m.actor_layers[0].weight.shape == (32, 9)
-    assert torch.allclose(m.actor_layers[0].weight.norm(dim=1), torch.full((32,), math.sqrt(2.0)), rtol=1e-4)
+    assert m.actor[0].weight.shape == (32, 9)
+    assert torch.allclose(m.actor[0].weight.norm(dim=1), torch.full((32,), math.sqrt(2.0)), rtol=1e-4)
     assert torch.allclose(m.actor_head.weight.norm(dim=1), torch.full((4,), 0.01), rtol=1e-4)
     assert torch.allclose(m.value_head.weight.norm(dim=1), torch.ones(1), rtol=1e-4)
     a2, _ = MLPActorCritic(6, 0, [8], 2)(torch.randn(3, 6), None)

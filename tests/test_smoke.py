@@ -15,3 +15,12 @@ def test_env_type_trains_two_updates(env_type, tiny_cfg, tmp_path):
     result = learner.train()
     assert learner.iter == 2
     assert all(math.isfinite(r) for r in result["returns"])
+
+
+@pytest.mark.parametrize("method", sorted(__import__("config.methods", fromlist=["METHODS"]).METHODS))
+def test_method_preset_trains_two_updates(method, tiny_cfg, tmp_path):
+    """SMOKE: every --method preset trains on GridNavi (TMaze for the memory-style methods)."""
+    cfg = tiny_cfg("gridworld_varibad", method=method, num_frames=256)
+    learner = MetaLearner(cfg, str(tmp_path))
+    result = learner.train()
+    assert learner.iter == 2 and all(math.isfinite(r) for r in result["returns"])

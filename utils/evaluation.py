@@ -53,7 +53,7 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
             out["dense"][rows, ep] += info["dense_reward"] * live
         if vae:
             enc_action = learner._encoder_action(act.action)
-            post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, done)
+            post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, done, prev_state=obs)
         if record:
             trace["actions"].append(act.env_action[0].cpu().numpy())
             trace["raw_actions"].append(act.action[0].cpu().numpy())
