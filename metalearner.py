@@ -188,6 +188,11 @@ class MetaLearner:
             return action.float().reshape(-1, 1)
         return torch.tanh(action) if self.cfg.norm_actions_post_sampling else action
 
+    def acting_refresh(self) -> None:
+        """With overlapped VAE updates: wait for the one that ran during this rollout and let
+        the policy's encoder catch up. A fixed point in the loop, so runs stay deterministic."""
+        self.vae.sync_acting_encoder()
+
     @torch.inference_mode()
     def collect_rollout(self) -> None:
         cfg, vae = self.cfg, self.vae
@@ -195,8 +200,9 @@ class MetaLearner:
         if vae is not None:
             mean, logvar, hidden = vae.encode_running()
             latent = self._latent_input(mean, logvar)
-            prior = vae.encoder.prior(1)
-            hidden0 = vae.encoder.initial_hidden(cfg.num_processes, self.device)
+            encoder = vae.acting_encoder
+            prior = encoder.prior(1)
+            hidden0 = encoder.initial_hidden(cfg.num_processes, self.device)
         extras = {}
         self.storage.set_first(self._policy_inputs(latent), hidden)
         for _ in range(cfg.policy_num_steps):
@@ -209,7 +215,7 @@ class MetaLearner:
             if "task" in self.storage.extras:
                 extras["task"] = info["task"]
             if vae is not None:
-                post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], hidden, prev_state=self.obs)
+                post = encoder.step(enc_action, info["next_obs"], reward[:, None], hidden, prev_state=self.obs)
                 if "posterior" in self.storage.extras:  # b_{t+1} of the ending task, before the reset
                     extras["posterior"] = torch.cat([post.mean, post.logvar], -1)
                 new_task = done[:, None]  # the next observation belongs to a new task: prior
@@ -219,11 +225,14 @@ class MetaLearner:
                 vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
             self.obs = obs
             self.storage.insert(inputs=self._policy_inputs(latent), hidden=hidden, next_obs=info["next_obs"],
-                                action=act.action, log_prob=act.log_prob, value=act.value, reward_raw=reward,
+                                action=act.action, reward_raw=reward,
                                 reward=reward, done=done, trunc=info["bamdp_truncated"], extras=extras)
             self.frames += cfg.num_processes
+        self.storage.evaluate_policy(self.policy)  # values and log-probs, one batched pass
         if cfg.norm_rew_for_policy:
             self.storage.rewards.copy_(self.rew_norm(self.storage.rewards_raw, self.storage.dones))
+        if vae is not None:
+            self.acting_refresh()
 
     # ---------------------------------------------------------------- updates
     def update(self) -> dict:
@@ -232,13 +241,13 @@ class MetaLearner:
             return {}
         stats: dict = {}
         if vae is not None and cfg.pretrain_len and not self.vae_pretrained and vae.ready():
-            stats["vae_pretrain"] = vae.update(cfg.pretrain_len)
+            vae.update(cfg.pretrain_len)
+            stats["vae_pretrain"] = vae.wait()
+            self.acting_refresh()
             self.vae_pretrained = True
         if self.bonus is not None:
             stats["exploration"] = self._add_exploration_bonus()
         with torch.no_grad():
-            last = {k: v[-1] for k, v in self.storage.inputs.items()}
-            self.storage.values[-1] = self.policy(last)[1]
             self.storage.returns = compute_gae(
                 self.storage.rewards, self.storage.values, self.storage.dones, self.storage.truncs,
                 cfg.policy_gamma, cfg.policy_tau, cfg.policy_use_gae, cfg.use_proper_time_limits)
@@ -250,9 +259,11 @@ class MetaLearner:
             if vae.ready():
                 kwargs["extra_loss"] = lambda: cfg.vae_loss_coeff * vae.loss(
                     vae.buffer.sample(cfg.vae_batch_num_trajs, vae.generator))[0]
-        stats["policy"] = self.updater.update(self.storage, **kwargs)
         if vae is not None and vae.ready() and cfg.num_vae_updates:
-            stats["vae"] = vae.update(cfg.num_vae_updates)
+            vae.update(cfg.num_vae_updates)  # with overlap this runs during PPO and the next rollout
+        stats["policy"] = self.updater.update(self.storage, **kwargs)
+        if vae is not None and vae.last_stats:
+            stats["vae"] = vae.last_stats  # with overlap: the update that finished during this rollout
         self.policy.update_normalisers({k: v[:-1] for k, v in self.storage.inputs.items()})
         self._check_finite(stats)
         return stats

@@ -16,6 +16,8 @@ a reference run exactly, multiply its kl_weight by its vae_batch_num_trajs.)
 """
 from __future__ import annotations
 
+import copy
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Callable
 
@@ -89,7 +91,8 @@ class TrajectoryBuffer:
         lengths = self.lengths[idx]
         L = int(lengths.max())
         out = {k: v[:L, idx].to(self.device, torch.float32) for k, v in self.data.items()}
-        return SimpleNamespace(**out, tasks=self.tasks[idx].to(self.device), lengths=lengths.to(self.device))
+        return SimpleNamespace(**out, tasks=self.tasks[idx].to(self.device), lengths=lengths.to(self.device),
+                               reward_scale=self.reward_absmax.clone())
 
     def running_batch(self) -> SimpleNamespace:
         """The unfinished trajectory of every copy (for re-encoding), cropped to the longest."""
@@ -160,7 +163,16 @@ class VAE:
         capacity = cfg.size_vae_buffer if self.has_decoder else 0
         dims = {"prev_obs": spec.obs_dim, "actions": spec.action_dim, "rewards": 1, "next_obs": spec.obs_dim}
         self.buffer = TrajectoryBuffer(capacity, spec.horizon, num_envs, dims, spec.task_dim, device)
-        self.generator = torch.Generator().manual_seed(seed + 12345)
+        self.generator = torch.Generator().manual_seed(seed + 12345)          # batch sampling
+        self.noise = torch.Generator(device=device).manual_seed(seed + 54321)  # latent samples
+        # The encoder the policy acts with. With overlapped updates it is a copy that lags
+        # one VAE update behind, refreshed by ``sync_acting_encoder`` after every rollout.
+        self.overlap = (bool(getattr(cfg, "vae_update_overlap", False)) and self.has_decoder
+                        and not cfg.rlloss_through_encoder)  # RL2-style: the policy's loss trains it
+        self.acting_encoder = copy.deepcopy(self.encoder) if self.overlap else self.encoder
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vae") if self.overlap else None
+        self._pending: Future | None = None
+        self.last_stats: dict = {}  # losses of the latest finished update
 
     # ---- bookkeeping ------------------------------------------------------------------------
     def decoders(self) -> dict[str, nn.Module | None]:
@@ -174,16 +186,20 @@ class VAE:
         return [p for m in self.modules().values() for p in m.parameters()]
 
     def state_dict(self, with_buffer: bool) -> dict:
+        self.wait()
         return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "acting_encoder": self.acting_encoder.state_dict(),
                 "optimiser": self.optimiser.state_dict(), "buffer": self.buffer.state_dict(with_buffer),
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "noise": self.noise.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         for k, m in self.modules().items():
             m.load_state_dict(state["modules"][k])
         self.optimiser.load_state_dict(state["optimiser"])
+        self.acting_encoder.load_state_dict(state["acting_encoder"])
         self.buffer.load_state_dict(state["buffer"])
         self.generator.set_state(state["generator"])
+        self.noise.set_state(state["noise"])
 
     # ---- encoding ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -191,7 +207,8 @@ class VAE:
         """Re-encode every copy's unfinished trajectory with the current encoder; returns
         the posterior at the current step (the prior for copies at the start of a BAMDP)."""
         run = self.buffer.running_batch()
-        post = self.encoder(run.actions, run.next_obs, run.rewards, return_prior=True, prev_states=run.prev_obs)
+        post = self.acting_encoder(run.actions, run.next_obs, run.rewards, return_prior=True,
+                                   prev_states=run.prev_obs)
         idx = run.lengths.clamp_max(post.mean.shape[0] - 1)
         rows = torch.arange(len(idx), device=idx.device)
         return post.mean[idx, rows], post.logvar[idx, rows], post.hidden[idx, rows]
@@ -201,9 +218,33 @@ class VAE:
         return self.has_decoder and self.buffer.size > 0
 
     def update(self, num_updates: int) -> dict:
+        """``num_updates`` gradient steps; with overlap they run on a background thread
+        (call ``wait`` for their stats). The batches are drawn here, so what the thread
+        computes does not depend on what the main thread does meanwhile."""
+        self.wait()
+        batches = [self.buffer.sample(self.cfg.vae_batch_num_trajs, self.generator) for _ in range(num_updates)]
+        if not self.overlap:
+            self.last_stats = self._update_on(batches)
+            return self.last_stats
+        self._pending = self._pool.submit(self._update_on, batches)
+        return {}
+
+    def wait(self) -> dict:
+        """Block until a background update finished; returns (and keeps) its stats."""
+        if self._pending is not None:
+            self.last_stats, self._pending = self._pending.result(), None
+        return self.last_stats
+
+    def sync_acting_encoder(self) -> None:
+        """Overlap mode: the policy's encoder catches up with the trained one (after a rollout)."""
+        if self.overlap:
+            self.wait()
+            self.acting_encoder.load_state_dict(self.encoder.state_dict())
+
+    def _update_on(self, batches: list) -> dict:
         stats = {}
-        for _ in range(num_updates):
-            loss, stats = self.loss(self.buffer.sample(self.cfg.vae_batch_num_trajs, self.generator))
+        for batch in batches:
+            loss, stats = self.loss(batch)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.encoder_max_grad_norm:
@@ -242,7 +283,7 @@ class VAE:
         L = batch.actions.shape[0]
         post = self.encoder(batch.actions, batch.next_obs, batch.rewards, return_prior=True,
                             detach_every=cfg.tbptt_stepsize, prev_states=batch.prev_obs)
-        latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent)
+        latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent, self.noise)
         e_idx, e_ok, d_idx, d_ok = self._indices(batch.lengths, L, subsample)
         K, D, B = e_idx.shape[0], d_idx.shape[0], e_idx.shape[1]
         lat = latent.gather(0, e_idx[..., None].expand(K, B, latent.shape[-1]))  # [K, B, z]
@@ -251,7 +292,8 @@ class VAE:
             mask = mask & (d_idx[None] < e_idx[:, None])
         take = lambda x: x.gather(0, d_idx[..., None].expand(D, B, x.shape[-1]))  # noqa: E731
         tgt = SimpleNamespace(prev_obs=take(batch.prev_obs), actions=take(batch.actions),
-                              rewards=self._reward_target(take(batch.rewards)), next_obs=take(batch.next_obs))
+                              rewards=self._reward_target(take(batch.rewards), getattr(batch, "reward_scale", None)),
+                              next_obs=take(batch.next_obs))
         lat_kd = lat[:, None].expand(K, D, B, lat.shape[-1])
         exp = lambda x: x[None].expand(K, *x.shape)  # noqa: E731
 
@@ -294,9 +336,9 @@ class VAE:
             out["kl"] = kl[:, 0].cpu().numpy()
         return out
 
-    def _reward_target(self, rewards: torch.Tensor) -> torch.Tensor:
+    def _reward_target(self, rewards: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         if self.cfg.normalise_rew_targets:
-            return rewards / self.buffer.reward_absmax
+            return rewards / (self.buffer.reward_absmax if scale is None else scale)
         return rewards
 
     @torch.no_grad()
@@ -304,7 +346,7 @@ class VAE:
         """Weighted reconstruction error of each transition [T, N] under a sample of the
         posterior that includes it (HyperX's VAE-error bonus). rewards: [T, N]."""
         cfg = self.cfg
-        latent = sample_gaussian(mean, logvar, cfg.disable_stochasticity_in_latent)
+        latent = sample_gaussian(mean, logvar, cfg.disable_stochasticity_in_latent, self.noise)
         target = self._reward_target(rewards[..., None])
         err = torch.zeros_like(rewards)
         if self.reward_decoder is not None:

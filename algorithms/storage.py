@@ -75,8 +75,7 @@ class RolloutStorage:
         if hidden is not None:
             self.hidden[0].copy_(hidden)
 
-    def insert(self, *, inputs, hidden, next_obs, action, log_prob, value, reward_raw, reward, done, trunc,
-               extras=None):
+    def insert(self, *, inputs, hidden, next_obs, action, reward_raw, reward, done, trunc, extras=None):
         t = self.step
         for k, v in (extras or {}).items():
             self.extras[k][t].copy_(v)
@@ -87,13 +86,22 @@ class RolloutStorage:
             self.hidden[t + 1].copy_(hidden)
         self.next_obs[t].copy_(next_obs)
         self.actions[t].copy_(action.reshape(self.actions[t].shape))
-        self.log_probs[t].copy_(log_prob)
-        self.values[t].copy_(value)
         self.rewards_raw[t].copy_(reward_raw)
         self.rewards[t].copy_(reward)
         self.dones[t].copy_(done)
         self.truncs[t].copy_(trunc)
         self.step += 1
+
+    @torch.no_grad()
+    def evaluate_policy(self, policy) -> None:
+        """Values V(s_t) for t = 0..T and the log-probs of the taken actions, in one batch
+        after the rollout (the policy did not change during it)."""
+        T, N = self.num_steps, self.num_envs
+        inputs = {k: v.reshape((T + 1) * N, -1) for k, v in self.inputs.items()}
+        actor_out, values = policy(inputs)
+        self.values.copy_(values.reshape(T + 1, N))
+        actions = self.actions.reshape(T * N, *self.actions.shape[2:])
+        self.log_probs.copy_(policy.log_prob(actor_out[:T * N], actions).reshape(T, N))
 
     def state_dict(self) -> dict:
         """Only entry T/0 matters between rollouts (the rest is overwritten)."""

@@ -61,15 +61,19 @@ def main() -> None:
     ap.add_argument("--env-types", nargs="+", default=["gridworld_varibad", "pointrobot_varibad"])
     ap.add_argument("--frames", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-overlap", action="store_true", help="also time strictly sequential VAE updates")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} cores")
     print(f"{'env-type':24s} {'env steps/s':>12s} {'train frames/s':>15s} {'seconds':>8s} {'peak RSS MB':>12s}")
+    modes = [("", True)] + ([(" (sequential VAE)", False)] if args.no_overlap else [])
     for et in args.env_types:
         env_fps = time_env(et)
-        res = time_training(et, args.frames, {"num_threads": args.threads})
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{et:24s} {env_fps:12,.0f} {res['fps']:15,.0f} {res['seconds']:8.1f} {rss:12,.0f}", flush=True)
+        for label, overlap in modes:
+            res = time_training(et, args.frames, {"num_threads": args.threads, "vae_update_overlap": overlap})
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{et + label:24s} {env_fps:12,.0f} {res['fps']:15,.0f} {res['seconds']:8.1f} {rss:12,.0f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

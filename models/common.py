@@ -38,15 +38,20 @@ def mlp(in_dim: int, layers: list[int], activation: str = "relu", out_dim: int |
     return nn.Sequential(*mods)
 
 
+FUNCTIONAL = {"tanh": torch.tanh, "relu": torch.relu, "leaky-relu": torch.nn.functional.leaky_relu}
+
+
 class FeatureExtractor(nn.Module):
-    """Linear + activation embedding of one input; size 0 means 'leave this input out'."""
+    """Linear + activation embedding of one input; size 0 means 'leave this input out'.
+    (Functional calls inside: this runs every env step, module-call overhead matters.)"""
 
     def __init__(self, in_dim: int, out_dim: int, activation: str = "relu"):
         super().__init__()
         self.out_dim = out_dim
-        self.net = nn.Sequential(nn.Linear(in_dim, out_dim), ACTIVATIONS[activation]()) if out_dim > 0 else None
+        self.fc = nn.Linear(in_dim, out_dim) if out_dim > 0 else None
+        self.act = FUNCTIONAL[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.net is None:
+        if self.fc is None:
             return x.new_zeros(*x.shape[:-1], 0)
-        return self.net(x)
+        return self.act(torch.nn.functional.linear(x, self.fc.weight, self.fc.bias))

@@ -25,10 +25,12 @@ class Posterior(NamedTuple):
     hidden: torch.Tensor
 
 
-def sample_gaussian(mean: torch.Tensor, logvar: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+def sample_gaussian(mean: torch.Tensor, logvar: torch.Tensor, deterministic: bool = False,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
     if deterministic:
         return mean
-    return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + noise * torch.exp(0.5 * logvar)
 
 
 class RNNEncoder(nn.Module):
@@ -51,15 +53,15 @@ class RNNEncoder(nn.Module):
                 nn.init.orthogonal_(p)
         self.after = mlp(hidden_size, list(layers_after), "relu")
         out_in = layers_after[-1] if layers_after else hidden_size
-        self.fc_mu = nn.Linear(out_in, latent_dim)
-        self.fc_logvar = nn.Linear(out_in, latent_dim)
+        self.fc_out = nn.Linear(out_in, 2 * latent_dim)  # (mean, logvar) in one matmul
 
     def initial_hidden(self, batch: int, device=None) -> torch.Tensor:
-        return torch.zeros(batch, self.hidden_size, device=device or self.fc_mu.weight.device)
+        return torch.zeros(batch, self.hidden_size, device=device or self.fc_out.weight.device)
 
     def heads(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.after(hidden) if len(self.after) else hidden
-        return self.fc_mu(h), self.fc_logvar(h)
+        out = torch.nn.functional.linear(h, self.fc_out.weight, self.fc_out.bias)
+        return out[..., :self.latent_dim], out[..., self.latent_dim:]
 
     def prior(self, batch: int) -> Posterior:
         hidden = self.initial_hidden(batch)

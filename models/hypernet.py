@@ -284,6 +284,12 @@ class HyperActorCritic(nn.Module):
         v = self.critic(x, h, self.act)
         return a.reshape(*lead, -1), v.reshape(*lead, 1)
 
+    def forward_actor(self, base_input: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Only the actor output (acting needs no value)."""
+        x, lead = _flatten_lead(base_input)
+        c, _ = _flatten_lead(cond)
+        return self.actor(x, self.hyper_embedding(c), self.act).reshape(*lead, -1)
+
     def preactivations(self, base_input: torch.Tensor, cond: torch.Tensor):
         """(actor pre-activations, critic pre-activations): per-layer lists (for init analysis)."""
         h = self.hyper_embedding(cond)

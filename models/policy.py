@@ -20,7 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from models.common import ACTIVATIONS, FeatureExtractor, init_linear
+from models.common import FUNCTIONAL, FeatureExtractor, init_linear
 from utils.running_stats import RunningMeanStd
 
 PARTS = ("state", "latent", "belief", "task")
@@ -33,30 +33,34 @@ class MLPActorCritic(nn.Module):
                  activation: str = "tanh", init: str = "normc", actor_head_gain: float = 0.01):
         super().__init__()
         gain = nn.init.calculate_gain(activation.replace("-", "_"))
-
-        def trunk():
-            layers, d = [], base_in_dim + cond_dim
-            for size in hidden_layers:
-                layers += [init_linear(nn.Linear(d, size), init, gain), ACTIVATIONS[activation]()]
-                d = size
-            return nn.Sequential(*layers), d
-
-        self.actor, d = trunk()
-        self.critic, _ = trunk()
-        self.actor_head = init_linear(nn.Linear(d, actor_out_dim), "orthogonal" if init == "orthogonal" else "normc",
-                                      actor_head_gain)
-        self.value_head = init_linear(nn.Linear(d, 1), init, 1.0)
+        sizes = [base_in_dim + cond_dim] + list(hidden_layers)
+        self.actor = nn.ModuleList(init_linear(nn.Linear(a, b), init, gain) for a, b in zip(sizes, sizes[1:]))
+        self.critic = nn.ModuleList(init_linear(nn.Linear(a, b), init, gain) for a, b in zip(sizes, sizes[1:]))
+        self.actor_head = init_linear(nn.Linear(sizes[-1], actor_out_dim), init, actor_head_gain)
+        self.value_head = init_linear(nn.Linear(sizes[-1], 1), init, 1.0)
+        self.act = FUNCTIONAL[activation]
 
     def forward(self, base_input: torch.Tensor, cond: torch.Tensor | None = None):
+        # functional calls: this runs every env step and module-call overhead adds up
         x = base_input if cond is None else torch.cat([base_input, cond], -1)
-        return self.actor_head(self.actor(x)), self.value_head(self.critic(x))
+        a = c = x
+        for la, lc in zip(self.actor, self.critic):
+            a = self.act(F.linear(a, la.weight, la.bias))
+            c = self.act(F.linear(c, lc.weight, lc.bias))
+        return (F.linear(a, self.actor_head.weight, self.actor_head.bias),
+                F.linear(c, self.value_head.weight, self.value_head.bias))
+
+    def forward_actor(self, base_input: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Only the actor output (acting needs no value)."""
+        a = base_input if cond is None else torch.cat([base_input, cond], -1)
+        for la in self.actor:
+            a = self.act(F.linear(a, la.weight, la.bias))
+        return F.linear(a, self.actor_head.weight, self.actor_head.bias)
 
 
 class ActResult(NamedTuple):
-    value: torch.Tensor       # [B]
     action: torch.Tensor      # [B] long or [B, A] raw (pre-squash)
     env_action: torch.Tensor  # what the env gets
-    log_prob: torch.Tensor    # [B]
 
 
 class Policy(nn.Module):
@@ -112,7 +116,7 @@ class Policy(nn.Module):
         return actor_out, value.squeeze(-1)
 
     # ---- distributions (written out: torch.distributions adds validation overhead) -----
-    def _log_prob(self, actor_out, action):
+    def log_prob(self, actor_out, action):
         if self.discrete:
             return F.log_softmax(actor_out, -1).gather(-1, action.long().reshape(-1, 1)).squeeze(-1)
         mean = torch.tanh(actor_out) if self.tanh_mean else actor_out
@@ -131,22 +135,27 @@ class Policy(nn.Module):
         return (logstd + 0.5 * math.log(2 * math.pi * math.e)).sum().expand(actor_out.shape[0])
 
     def act(self, inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
-        actor_out, value = self(inputs)
+        """Sample (or take the mode of) an action. Only the actor runs: values and
+        log-probs of a whole rollout are computed afterwards in one batch (``evaluate``)."""
+        base, cond = self._features(inputs)
+        actor_out = self.body.forward_actor(base, cond)
         if self.discrete:
             if deterministic:
                 action = actor_out.argmax(-1)
-            else:
-                action = torch.multinomial(F.softmax(actor_out, -1), 1).squeeze(-1)
-            return ActResult(value, action, action, self._log_prob(actor_out, action))
+            else:  # inverse-CDF sampling: cheaper than torch.multinomial for small batches
+                u = torch.rand(actor_out.shape[0], 1, device=actor_out.device)
+                cdf = F.softmax(actor_out, -1).cumsum(-1)
+                action = (cdf < u).sum(-1).clamp_max(actor_out.shape[-1] - 1)
+            return ActResult(action, action)
         mean = torch.tanh(actor_out) if self.tanh_mean else actor_out
         if deterministic:
             action = mean
         else:
             action = mean + torch.randn_like(mean) * self.logstd.clamp_min(math.log(1e-6)).exp()
         env_action = torch.tanh(action) if self.tanh_squash else action
-        return ActResult(value, action, env_action, self._log_prob(actor_out, action))
+        return ActResult(action, env_action)
 
     def evaluate(self, inputs: dict[str, torch.Tensor], actions: torch.Tensor):
         """(value [B], log_prob [B], entropy [B]) of stored raw actions, with gradients."""
         actor_out, value = self(inputs)
-        return value, self._log_prob(actor_out, actions), self._entropy(actor_out)
+        return value, self.log_prob(actor_out, actions), self._entropy(actor_out)

@@ -406,3 +406,38 @@ def test_state_dict_continues_exactly(name):
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     if name == "HopperRandParams":
         assert np.array_equal(env.models[1].body_mass, other.models[1].body_mass)
+
+
+def test_mj_step_releases_the_gil():
+    """The 2-thread stepping relies on mujoco.mj_step releasing the GIL: while a worker thread is
+    inside one long mj_step call (~0.1-0.5 s), the main thread must keep running Python code. With
+    the GIL held it could run at most one switch interval (5 ms) before the call."""
+    import threading
+    import time
+
+    m = mujoco.MjModel.from_xml_path(os.path.join(ASSETS, "half_cheetah.xml"))
+    d = mujoco.MjData(m)
+    finished = threading.Event()
+    span = {}
+
+    def work():
+        t0 = time.perf_counter()
+        mujoco.mj_step(m, d, nstep=20000)
+        span["t"] = time.perf_counter() - t0
+        finished.set()
+
+    t = threading.Thread(target=work)
+    count, t0 = 0, time.perf_counter()
+    t.start()
+    while not finished.is_set():
+        count += 1
+    main_time = time.perf_counter() - t0
+    t.join()
+    # per-iteration cost of the same loop without a competing thread
+    probe, k, c0 = threading.Event(), 0, time.perf_counter()
+    while k < 200000 and not probe.is_set():
+        k += 1
+    per_iter = (time.perf_counter() - c0) / k
+    busy = count * per_iter  # seconds of Python work the main thread did meanwhile
+    assert span["t"] > 0.02
+    assert busy > 0.25 * min(span["t"], main_time) and busy > 0.02

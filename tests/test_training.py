@@ -2,6 +2,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 from metalearner import MetaLearner
@@ -31,8 +32,9 @@ def test_different_seed_different_numbers(tiny_cfg, tmp_path):
     assert not torch.equal(_params(a), _params(b))
 
 
-def test_resume_equals_uninterrupted(tiny_cfg, tmp_path):
-    kw = dict(checkpoint_vae_buffer=True, eval_interval=1000)
+@pytest.mark.parametrize("overlap", [True, False])
+def test_resume_equals_uninterrupted(overlap, tiny_cfg, tmp_path):
+    kw = dict(checkpoint_vae_buffer=True, eval_interval=1000, vae_update_overlap=overlap)
     full = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=512, **kw), str(tmp_path / "full"))
     full.train()                                   # 4 updates
     part_dir = str(tmp_path / "part")

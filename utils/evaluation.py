@@ -26,7 +26,8 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
     out = {k: torch.zeros(num_envs, R, device=env.device) for k in ("return", "success", "sparse", "dense")}
     seen = {"success": False, "sparse_reward": False}
     active = torch.ones(num_envs, dtype=torch.bool, device=env.device)
-    post = vae.encoder.prior(num_envs) if vae else None
+    encoder = vae.acting_encoder if vae else None  # the encoder the policy acts with
+    post = encoder.prior(num_envs) if vae else None
     trace = {k: [] for k in ("obs", "next_obs", "actions", "raw_actions", "rewards", "episode", "pos", "mean",
                              "logvar", "belief")}
     task = env.get_task()[0].cpu().numpy()
@@ -53,7 +54,7 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
             out["dense"][rows, ep] += info["dense_reward"] * live
         if vae:
             enc_action = learner._encoder_action(act.action)
-            post = vae.encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, done, prev_state=obs)
+            post = encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, done, prev_state=obs)
         if record:
             trace["actions"].append(act.env_action[0].cpu().numpy())
             trace["raw_actions"].append(act.action[0].cpu().numpy())

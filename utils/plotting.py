@@ -48,6 +48,8 @@ def plot_learning_curves(csv_path: str, out: str) -> None:
 def plot_behaviour(learner, trace: dict, folder: str, it: int) -> None:
     env = learner.env.env
     os.makedirs(folder, exist_ok=True)
+    if learner.vae is not None:
+        learner.vae.wait()  # the plots read the decoders: no update may run meanwhile
     if hasattr(env, "plot_rollout"):
         env.plot_rollout(trace, os.path.join(folder, f"{it}_behaviour.png"))
     elif hasattr(env, "cell_id"):

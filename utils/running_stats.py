@@ -11,6 +11,7 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("mean", torch.zeros(shape))
         self.register_buffer("var", torch.ones(shape))
         self.register_buffer("count", torch.tensor(epsilon))
+        self.register_buffer("inv_std", torch.ones(shape))  # cached 1/sqrt(var + 1e-8)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -22,9 +23,10 @@ class RunningMeanStd(nn.Module):
         m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
         self.var.copy_(m2 / total)
         self.count.copy_(total)
+        self.inv_std.copy_(torch.rsqrt(self.var + 1e-8))
 
     def normalise(self, x: torch.Tensor, clip: float | None = None) -> torch.Tensor:
-        out = (x - self.mean) / torch.sqrt(self.var + 1e-8)
+        out = (x - self.mean) * self.inv_std
         return out.clamp(-clip, clip) if clip is not None else out
 
 

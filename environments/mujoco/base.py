@@ -109,7 +109,11 @@ class MujocoMetaEnv(MetaEnv):
         self._ctrl = [d.ctrl for d in self.datas]
         self._done = np.zeros(n, dtype=bool)
         self._all_idx = np.arange(n)
-        self._last_obs = None
+        if self.device.type == "cpu":  # numpy view of the step counter: cheaper than torch ops per step
+            self._steps_np = np.zeros(n, dtype=np.int64)
+            self.step_count = torch.from_numpy(self._steps_np)
+        else:
+            self._steps_np = None
 
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.nu,), dtype=np.float32)
         self._auto = num_threads is None and _default_num_threads(n) > 1
@@ -218,12 +222,11 @@ class MujocoMetaEnv(MetaEnv):
 
     def _obs(self):
         obs = self._compute_obs().astype(np.float32)
-        self._last_obs = obs.copy()
         return self._to_torch(obs)
 
     def step(self, actions: torch.Tensor):
         if isinstance(actions, torch.Tensor):
-            a = actions.detach().cpu().numpy()
+            a = (actions.detach() if actions.device.type == "cpu" else actions.detach().cpu()).numpy()
         else:
             a = np.asarray(actions)
         a = a.astype(np.float64).reshape(self.num_envs, self.nu)
@@ -238,13 +241,17 @@ class MujocoMetaEnv(MetaEnv):
         obs = self._compute_obs().astype(np.float32)
         if any_done:
             reward = np.where(active, reward, 0.0)
-            obs[~active] = self._last_obs[~active]  # done copies keep their terminal observation
-        self._last_obs = obs.copy()  # the returned tensor shares memory with obs
         truncated = self._advance_time()
         t = self._to_torch
         info = {k: t(np.asarray(v).astype(np.float32)) for k, v in info.items()}
         info["pos"] = t(self.get_pos().astype(np.float32))
         return t(obs), t(reward.astype(np.float32)), t(terminated), truncated, info
+
+    def _advance_time(self) -> torch.Tensor:
+        if self._steps_np is None:
+            return super()._advance_time()
+        self._steps_np += 1
+        return torch.from_numpy(self._steps_np >= self.max_episode_steps)
 
     def _to_torch(self, x: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(x)
@@ -292,7 +299,6 @@ class MujocoMetaEnv(MetaEnv):
             "physics": phys,
             "buf": {k: v.copy() for k, v in self.buf.items()},
             "done": self._done.copy(),
-            "last_obs": None if self._last_obs is None else self._last_obs.copy(),
             "task": self._task.copy(),
             "step_count": self.step_count.clone(),
             "np_random": self.np_random.bit_generator.state,
@@ -309,7 +315,6 @@ class MujocoMetaEnv(MetaEnv):
         for k, v in state["buf"].items():
             self.buf[k][...] = v
         self._done[...] = state["done"]
-        self._last_obs = None if state["last_obs"] is None else np.array(state["last_obs"])
         self.step_count.copy_(state["step_count"])
         self.np_random.bit_generator.state = state["np_random"]
         self.task_rng.bit_generator.state = state["task_rng"]
