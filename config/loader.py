@@ -43,8 +43,13 @@ def env_types() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(_presets_pkg.__path__) if not m.name.startswith("_"))
 
 
+def _all_presets() -> list[str]:
+    """Public env-types plus shared bases (names starting with '_', not listed)."""
+    return sorted(m.name for m in pkgutil.iter_modules(_presets_pkg.__path__))
+
+
 def _load_preset(name: str, chain: tuple = ()) -> dict[str, Any]:
-    if name not in env_types():
+    if name not in _all_presets() or (not chain and name.startswith("_")):
         raise ConfigError(f"unknown env-type {name!r}.{closest(name, env_types())} "
                           f"Run `python main.py --list-env-types` for all presets.")
     if name in chain:

@@ -1,0 +1,5 @@
+"""RL2 on AntGoal."""
+from config.methods import RL2
+
+EXTENDS = "ant_goal_varibad"
+OVERRIDES = {**RL2, "lr_policy": 3e-4, "latent_dim": 128, "policy_latent_embedding_dim": None}

@@ -1,0 +1,5 @@
+"""RL2 on HopperRandParams."""
+from config.methods import RL2
+
+EXTENDS = "hopper_varibad"
+OVERRIDES = {**RL2, "decode_state": False, "latent_dim": 128, "policy_latent_embedding_dim": None}

@@ -1,0 +1,3 @@
+"""VariBAD on HopperRandParams (the reference had no config: the walker settings)."""
+EXTENDS = "walker_varibad"
+OVERRIDES = {"env_name": "HopperRandParams"}

@@ -1,0 +1,5 @@
+"""RL2 on HumanoidDir."""
+from config.methods import RL2
+
+EXTENDS = "humanoid_dir_varibad"
+OVERRIDES = {**RL2, "latent_dim": 128, "policy_latent_embedding_dim": None}
