@@ -1,0 +1,36 @@
+"""Shared base of the memory-task presets of the hypernetwork/SplAgger papers (Beck et al.):
+VariBAD settings at their "XL" policy size; compare methods with --method (rnn, rnn_hn, splagger, ...)."""
+from config.methods import VARIBAD
+
+OVERRIDES = {
+    **VARIBAD,
+    "num_frames": 5_000_000,
+    "ppo_num_epochs": 2,
+    "ppo_num_minibatch": 4,
+    "ppo_clip_param": 0.1,
+    "lr_policy": 3e-4,
+    "policy_entropy_coef": 0.01,
+    "policy_gamma": 0.99,
+    "policy_tau": 0.95,
+    "policy_layers": [256, 128],
+    "policy_state_embedding_dim": 256,
+    "policy_latent_embedding_dim": 25,
+    "policy_task_embedding_dim": 25,
+    "lr_vae": 1e-3,
+    "size_vae_buffer": 5000,
+    "precollect_len": 0,
+    "vae_batch_num_trajs": 10,
+    "num_vae_updates": 1,
+    "vae_subsample_elbos": 50,
+    "vae_subsample_decodes": 50,
+    "kl_weight": 0.1,
+    "latent_dim": 5,
+    "encoder_gru_hidden_size": 256,
+    "action_embedding_size": 8,
+    "state_embedding_size": 16,
+    "reward_embedding_size": 8,
+    "log_interval": 10,
+    "eval_interval": 20,
+    "vis_interval": 1000,
+    "save_interval": 200,
+}
