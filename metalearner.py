@@ -128,6 +128,7 @@ class MetaLearner:
             () if self.spec.discrete else (self.spec.action_dim,)), self.spec.discrete, hidden, self.device,
             extra_dims=self._extra_dims())
         self.env.record_belief = "next_belief" in self.storage.extras
+        self.env.record_task = "task" in self.storage.extras or bool(self.vae and self.vae.decode_task)
         self.rew_norm = RewardNormaliser(cfg.num_processes, cfg.policy_gamma, cfg.norm_rew_clip_param, self.device)
         self.iter, self.frames, self.vae_pretrained = 0, 0, False
         self.obs = self.env.reset()

@@ -51,7 +51,8 @@ class TrajectoryBuffer:
         self.running_tasks = torch.zeros(num_envs, max(task_dim, 1), device=device)
         self.t = torch.zeros(num_envs, dtype=torch.long, device=device)
         self._env_idx = torch.arange(num_envs, device=device)
-        self.reward_absmax = torch.ones((), device=device) * 1e-8  # for normalise_rew_targets
+        self.reward_absmax = torch.ones((), device=device)  # running max |r|, for normalise_rew_targets
+        self.normalise_rewards = False
         self.insert_pos, self.size = 0, 0
 
     def insert(self, prev_obs, actions, rewards, next_obs, task, done: torch.Tensor, any_done: bool) -> None:
@@ -65,7 +66,8 @@ class TrajectoryBuffer:
             self.running[k][t, self._env_idx] = v
         if task is not None:
             self.running_tasks.copy_(task.reshape(self.num_envs, -1))
-        self.reward_absmax = torch.maximum(self.reward_absmax, step["rewards"].abs().max())
+        if self.normalise_rewards:
+            self.reward_absmax = torch.maximum(self.reward_absmax, step["rewards"].abs().max())
         self.t += 1
         if any_done:
             self._finish(done)
@@ -163,6 +165,7 @@ class VAE:
         capacity = cfg.size_vae_buffer if self.has_decoder else 0
         dims = {"prev_obs": spec.obs_dim, "actions": spec.action_dim, "rewards": 1, "next_obs": spec.obs_dim}
         self.buffer = TrajectoryBuffer(capacity, spec.horizon, num_envs, dims, spec.task_dim, device)
+        self.buffer.normalise_rewards = cfg.normalise_rew_targets
         self.generator = torch.Generator().manual_seed(seed + 12345)          # batch sampling
         self.noise = torch.Generator(device=device).manual_seed(seed + 54321)  # latent samples
         # The encoder the policy acts with. With overlapped updates it is a copy that lags

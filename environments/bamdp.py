@@ -28,7 +28,8 @@ info (all [N] tensors):
     done_mdp         an MDP episode ended on this step
     episode          index k (0..R-1) of the episode this transition belongs to
     bamdp_truncated  the BAMDP ended on this step by the time limit of its last episode
-    task             task of this transition [N, task_dim] (before a BAMDP reset)
+    task             task of this transition [N, task_dim] (before a BAMDP reset; None
+                     unless record_task)
     next_belief      exact belief after the transition, before resets (if record_belief)
     + the inner env's info keys
 """
@@ -47,6 +48,7 @@ class BAMDPWrapper:
         self.episodes_per_task = episodes_per_task
         self.add_done_info = episodes_per_task > 1 if add_done_info is None else add_done_info
         self.record_belief = False  # put the pre-reset belief in info["next_belief"] (HyperX oracle)
+        self.record_task = True     # put the transition's task in info["task"] (task decoding)
         self.episode = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
         self.bamdp_step = torch.zeros(env.num_envs, dtype=torch.long, device=env.device)
 
@@ -90,7 +92,7 @@ class BAMDPWrapper:
         return self._flag(self.env.reset(mask, tasks))
 
     def step(self, actions: torch.Tensor):
-        task = self.env.get_task()
+        task = self.env.get_task() if self.record_task else None
         obs, reward, terminated, truncated, info = self.env.step(actions)
         done_mdp = terminated | truncated
         last_episode = self.episode >= self.episodes_per_task - 1

@@ -38,14 +38,26 @@ class GridNavi(MetaEnv):
         self.allowed = ~((cells[:, 0] <= 1) & (cells[:, 1] <= 1))  # [num_tasks] by cell id
         self.possible_goals = cells[self.allowed].to(self.device)
         self.allowed = self.allowed.to(self.device)
-        self.moves = _MOVES.to(self.device)
+        # cells are ids x * num_cells + y; one table lookup moves every copy at once
+        self.xy = cells.to(self.device)                                     # [cells, 2]
+        target = (cells[:, None, :] + _MOVES[None]).clamp(0, num_cells - 1)  # [cells, actions, 2]
+        self.transition = (target[..., 0] * num_cells + target[..., 1]).to(self.device)
         n = self.num_envs
-        self.pos = torch.zeros(n, 2, dtype=torch.long, device=self.device)
-        self.goal = self.possible_goals[torch.zeros(n, dtype=torch.long, device=self.device)].clone()
+        self.cell = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.goal_cell = torch.zeros(n, dtype=torch.long, device=self.device)
         self.visited = torch.zeros(n, self.num_tasks, dtype=torch.bool, device=self.device)
         self.found = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._rows = torch.arange(n, device=self.device)
         self.reset()
+
+    @property
+    def pos(self) -> torch.Tensor:
+        """[N, 2] (x, y) of every copy."""
+        return self.xy[self.cell]
+
+    @property
+    def goal(self) -> torch.Tensor:
+        return self.xy[self.goal_cell]
 
     def cell_id(self, xy: torch.Tensor) -> torch.Tensor:
         """Cell index of (x, y) positions (float or long), used for multi-head decoders."""
@@ -57,35 +69,34 @@ class GridNavi(MetaEnv):
         return self.possible_goals[idx.to(self.device)].float()
 
     def set_task(self, mask, tasks):
-        self.goal[mask] = tasks.round().long()
+        self.goal_cell[mask] = self.cell_id(tasks)
         self.visited[mask] = False
         self.found[mask] = False
-        self.pos[mask] = 0
+        self.cell[mask] = 0
         self._visit()
 
     def _reset_state(self, mask):
-        self.pos[mask] = 0
+        self.cell[mask] = 0
 
     def _obs(self):
-        return self.pos.float()
+        return self.xy[self.cell].float()
 
     def _visit(self):
         """Record the current cell; the belief is computed from visits on demand."""
-        self.visited[self._rows, self.cell_id(self.pos)] = True
-        self.found |= (self.pos == self.goal).all(1)
+        self.visited[self._rows, self.cell] = True
+        self.found |= self.cell == self.goal_cell
 
     def step(self, actions):
-        actions = actions.reshape(-1).long()
-        self.pos = (self.pos + self.moves[actions]).clamp(0, self.num_cells - 1)
-        at_goal = (self.pos == self.goal).all(1)
-        reward = torch.where(at_goal, self.goal_reward, self.step_penalty).float()
-        self._visit()
+        self.cell = self.transition[self.cell, actions.reshape(-1).long()]
+        at_goal = self.cell == self.goal_cell
+        reward = torch.where(at_goal, self.goal_reward, self.step_penalty)
+        self.visited[self._rows, self.cell] = True
+        self.found |= at_goal
         truncated = self._advance_time()
-        terminated = torch.zeros_like(truncated)
-        return self._obs(), reward, terminated, truncated, {}
+        return self._obs(), reward, torch.zeros_like(truncated), truncated, {}
 
     def get_task(self):
-        return self.goal.float()
+        return self.xy[self.goal_cell].float()
 
     def get_belief(self):
         """Exact Bayes posterior over goal cells: uniform over allowed, unvisited cells;
@@ -93,5 +104,5 @@ class GridNavi(MetaEnv):
         possible = (self.allowed[None] & ~self.visited).float()
         belief = possible / possible.sum(1, keepdim=True).clamp_min(1.0)
         onehot = torch.zeros_like(belief)
-        onehot[self._rows, self.cell_id(self.goal)] = 1.0
+        onehot[self._rows, self.goal_cell] = 1.0
         return torch.where(self.found[:, None], onehot, belief)
