@@ -1,26 +1,38 @@
-"""SMOKE tests: every env-type trains 2 updates at tiny sizes and evaluates (they only
-check that nothing crashes and the numbers are finite; the other test files check values)."""
+"""SMOKE tests: every env-type and every --method preset trains 2 updates at tiny sizes,
+evaluates and plots. They only check that nothing crashes and the numbers are finite; the
+other test files check values. Long-horizon envs get a 20-step episode here to stay fast."""
 import math
 
 import pytest
 
-from config.loader import env_types
+from config.loader import env_types, resolve
+from config.methods import METHODS
+from environments import make_env
 from metalearner import MetaLearner
+
+
+def _short_episodes(env_type: str) -> dict:
+    kwargs = dict(resolve(env_type).env_kwargs)
+    try:
+        make_env(resolve(env_type).env_name, 1, max_episode_steps=20, **kwargs)
+        kwargs["max_episode_steps"] = 20
+    except TypeError:  # the env names its horizon differently; keep it
+        pass
+    return kwargs
 
 
 @pytest.mark.parametrize("env_type", env_types())
 def test_env_type_trains_two_updates(env_type, tiny_cfg, tmp_path):
-    cfg = tiny_cfg(env_type, num_frames=256, vis_interval=2)
+    cfg = tiny_cfg(env_type, num_frames=256, eval_interval=2, vis_interval=2, env_kwargs=_short_episodes(env_type))
     learner = MetaLearner(cfg, str(tmp_path))
     result = learner.train()
     assert learner.iter == 2
     assert all(math.isfinite(r) for r in result["returns"])
 
 
-@pytest.mark.parametrize("method", sorted(__import__("config.methods", fromlist=["METHODS"]).METHODS))
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_method_preset_trains_two_updates(method, tiny_cfg, tmp_path):
-    """SMOKE: every --method preset trains on GridNavi (TMaze for the memory-style methods)."""
-    cfg = tiny_cfg("gridworld_varibad", method=method, num_frames=256)
+    cfg = tiny_cfg("gridworld_varibad", method=method, num_frames=256, eval_interval=2)
     learner = MetaLearner(cfg, str(tmp_path))
     result = learner.train()
     assert learner.iter == 2 and all(math.isfinite(r) for r in result["returns"])
