@@ -330,8 +330,9 @@ class MetaLearner:
         cfg, it = self.cfg, self.iter
         if it % cfg.log_interval == 0 and stats:
             self._log_scalars(stats)
-        if it % cfg.eval_interval == 0 or it == self.spec.num_updates:
-            self._evaluate_and_plot(vis=it % cfg.vis_interval == 0)
+        last = it == self.spec.num_updates
+        if it % cfg.eval_interval == 0 or last:
+            self._evaluate_and_plot(vis=it % cfg.vis_interval == 0 or last)
         elif it % cfg.vis_interval == 0:
             self._visualise()
         if it % cfg.save_interval == 0:

@@ -32,8 +32,8 @@ Shapes (N = num_envs):
 Optional, for plots: step info may carry "pos" [N, k] (x or xy position of the agent), and
 an env may define ``plot_rollout(rollout, path)`` (import matplotlib inside the method, never
 at module level) where rollout = {"obs": [T+1, obs_dim], "actions": [T, ...], "rewards": [T],
-"task": [task_dim], "episode": [T] (episode index k inside the BAMDP), "pos": [T+1, k] or
-absent, "bonus": [T] or absent} as numpy arrays of ONE copy.
+"task": [task_dim], "episode": [T] (episode index k inside the BAMDP), "pos": [T, k] (after
+each step) or absent, "bonus": [T] or absent} as numpy arrays of ONE copy.
 
 All returned tensors are float32 (bool for terminated/truncated) on ``env.device``.
 """

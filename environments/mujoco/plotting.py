@@ -1,7 +1,7 @@
 """Rollout plots for the MuJoCo meta-envs (matplotlib is imported lazily, inside the functions).
 
 ``rollout`` follows the contract in environments/base.py: numpy arrays of ONE copy with
-"pos" [T+1, k], "episode" [T] (episode index inside the BAMDP), "task" [task_dim], "rewards" [T].
+"pos" [T, k] (after each step), "episode" [T] (episode index inside the BAMDP), "task" [task_dim], "rewards" [T].
 """
 from __future__ import annotations
 
@@ -11,20 +11,13 @@ import numpy as np
 
 
 def _episodes(rollout):
-    """Split positions by episode: list of (episode index, positions [t_k + 1, k])."""
+    """Split positions by episode: list of (episode index, positions after each step [t_k, k])."""
     pos = np.asarray(rollout["pos"], dtype=float)
     if pos.ndim == 1:
         pos = pos[:, None]
-    T = pos.shape[0] - 1
+    T = pos.shape[0]
     ep = np.asarray(rollout.get("episode", np.zeros(T)), dtype=int).reshape(-1)[:T]
-    out = []
-    for k in np.unique(ep):
-        steps = np.flatnonzero(ep == k)
-        # position before the first step of this episode is pos[first] (the reset state of the
-        # previous step's successor is not recorded separately), then one position per step
-        rows = np.concatenate([[steps[0]], steps + 1])
-        out.append((int(k), pos[rows]))
-    return out
+    return [(int(k), pos[np.flatnonzero(ep == k)]) for k in np.unique(ep)]
 
 
 def _save(fig, path):
