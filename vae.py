@@ -297,7 +297,6 @@ class VAE:
         tgt = SimpleNamespace(prev_obs=take(batch.prev_obs), actions=take(batch.actions),
                               rewards=self._reward_target(take(batch.rewards), getattr(batch, "reward_scale", None)),
                               next_obs=take(batch.next_obs))
-        lat_kd = lat[:, None].expand(K, D, B, lat.shape[-1])
         exp = lambda x: x[None].expand(K, *x.shape)  # noqa: E731
 
         def over_decodes(err):
@@ -306,9 +305,9 @@ class VAE:
 
         terms = {}
         if self.reward_decoder is not None:
-            terms["reward_reconstr_err"] = over_decodes(self._reward_error(lat, lat_kd, tgt, exp))
+            terms["reward_reconstr_err"] = over_decodes(self._reward_error(lat, tgt, exp))
         if self.state_decoder is not None:
-            pred = self.state_decoder(lat_kd, exp(tgt.prev_obs), exp(tgt.actions))
+            pred = self.state_decoder.pairs(lat, tgt.prev_obs, tgt.actions)
             terms["state_reconstr_err"] = over_decodes((pred - exp(tgt.next_obs)).pow(2).mean(-1))
         if self.task_decoder is not None:
             terms["task_reconstr_err"] = self._task_error(lat, batch.tasks)
@@ -371,7 +370,7 @@ class VAE:
             err = err + cfg.task_loss_coeff * task_err
         return err
 
-    def _reward_error(self, lat, lat_kd, tgt, exp):
+    def _reward_error(self, lat, tgt, exp):
         if self.cfg.multihead_for_reward:
             logits = self.reward_decoder(lat).permute(1, 0, 2)      # [B, K, S]
             ids = self.state_to_id(tgt.next_obs).t()                  # [B, D]
@@ -380,7 +379,7 @@ class VAE:
             picked = picked.permute(1, 2, 0)                          # [K, D, B]
             target = exp((tgt.rewards.squeeze(-1) == 1).float())
             return F.binary_cross_entropy_with_logits(picked, target, reduction="none")
-        pred = self.reward_decoder(lat_kd, exp(tgt.next_obs), exp(tgt.prev_obs), exp(tgt.actions))
+        pred = self.reward_decoder.pairs(lat, tgt.next_obs, tgt.prev_obs, tgt.actions)
         return (pred - exp(tgt.rewards)).pow(2).squeeze(-1)
 
     def _task_error(self, lat, tasks):

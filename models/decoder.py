@@ -1,8 +1,24 @@
-"""VAE decoders: reward p(r|s,a,s',m), state p(s'|s,a,m), task p(task|m)."""
+"""VAE decoders: reward p(r|s,a,s',m), state p(s'|s,a,m), task p(task|m).
+
+The ELBO decodes every (posterior k, step d) pair. ``pairs`` evaluates the decoder on all
+K x D pairs without materialising the [K, D, B, z + inputs] input: the first layer is
+linear in its concatenated input, so W [z; x] + b = (W_z z)[k] + (W_x x + b)[d] is
+computed as K + D small matmuls and one broadcast add (same numbers, a fraction of the
+FLOPs and memory).
+"""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def _pairs(net: nn.Sequential, latent: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """net(cat(latent[k], inputs[d])) for all k, d: latent [K, B, z], inputs [D, B, e] ->
+    [K, D, B, out]. ``net`` starts with Linear(z + e, h) and an activation."""
+    first, z = net[0], latent.shape[-1]
+    h = F.linear(latent, first.weight[:, :z])[:, None] + F.linear(inputs, first.weight[:, z:], first.bias)[None]
+    return net[2:](net[1](h))
 
 from models.common import FeatureExtractor, mlp
 
@@ -25,15 +41,22 @@ class RewardDecoder(nn.Module):
         in_dim = latent_dim + state_embed * (1 + int(input_prev_state)) + (action_embed if input_action else 0)
         self.net = mlp(in_dim, layers, "relu", 1)
 
-    def forward(self, latent, next_state=None, prev_state=None, action=None) -> torch.Tensor:
-        if self.multihead:
-            return self.net(latent)
-        parts = [latent, self.state_encoder(next_state)]
+    def _inputs(self, next_state, prev_state, action) -> torch.Tensor:
+        parts = [self.state_encoder(next_state)]
         if self.input_prev_state:
             parts.append(self.state_encoder(prev_state))
         if self.input_action:
             parts.append(self.action_encoder(action))
-        return self.net(torch.cat(parts, -1))
+        return torch.cat(parts, -1)
+
+    def forward(self, latent, next_state=None, prev_state=None, action=None) -> torch.Tensor:
+        if self.multihead:
+            return self.net(latent)
+        return self.net(torch.cat([latent, self._inputs(next_state, prev_state, action)], -1))
+
+    def pairs(self, latent, next_state, prev_state, action) -> torch.Tensor:
+        """All (posterior, step) pairs: latent [K, B, z], transitions [D, B, .] -> [K, D, B, 1]."""
+        return _pairs(self.net, latent, self._inputs(next_state, prev_state, action))
 
 
 class StateDecoder(nn.Module):
@@ -48,6 +71,10 @@ class StateDecoder(nn.Module):
 
     def forward(self, latent, prev_state, action) -> torch.Tensor:
         return self.net(torch.cat([latent, self.state_encoder(prev_state), self.action_encoder(action)], -1))
+
+    def pairs(self, latent, prev_state, action) -> torch.Tensor:
+        """All (posterior, step) pairs: latent [K, B, z], transitions [D, B, .] -> [K, D, B, obs]."""
+        return _pairs(self.net, latent, torch.cat([self.state_encoder(prev_state), self.action_encoder(action)], -1))
 
 
 class TaskDecoder(nn.Module):

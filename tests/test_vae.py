@@ -116,3 +116,17 @@ def test_kl_ablations(flag):
     vae, _ = _vae(**{flag: True})
     _, stats = vae.loss(_batch())
     assert ("kl" in stats) == (flag != "disable_kl_term")
+
+
+def test_pairwise_decoding_equals_explicit_concatenation():
+    """The factorised first layer gives the same numbers as decoding every pair explicitly."""
+    vae, _ = _vae(decode_state=True)
+    torch.manual_seed(0)
+    K, D, B = 4, 5, 3
+    lat, nxt, prv, act = torch.randn(K, B, 3), torch.randn(D, B, 3), torch.randn(D, B, 3), torch.randn(D, B, 2)
+    exp = lambda x: x[None].expand(K, *x.shape)  # noqa: E731
+    lat_kd = lat[:, None].expand(K, D, B, 3)
+    explicit = vae.reward_decoder(lat_kd, exp(nxt), exp(prv), exp(act))
+    assert torch.allclose(vae.reward_decoder.pairs(lat, nxt, prv, act), explicit, atol=1e-5)
+    explicit = vae.state_decoder(lat_kd, exp(prv), exp(act))
+    assert torch.allclose(vae.state_decoder.pairs(lat, prv, act), explicit, atol=1e-5)
