@@ -34,17 +34,23 @@ from utils.spec import RunSpec
 class TrajectoryBuffer:
     """FIFO of whole BAMDP trajectories plus the running (unfinished) one of every copy.
 
-    Stored time-major: fields [H+, capacity, d]; ``lengths`` [capacity]. Memory is
-    allocated lazily by torch.empty (untouched pages cost no RSS).
+    Stored time-major: actions, rewards, next_obs [H+, capacity, d] (in ``dtype``: float16
+    halves the memory) and ``lengths`` [capacity]. The previous observations are not stored:
+    prev_obs[t] = next_obs[t-1] except at the start of each MDP episode, whose start
+    observation is kept in ``start_obs`` [R, capacity, d]; episode ends are read from the
+    BAMDP done flag (the last observation entry when R > 1). Memory is allocated lazily by
+    torch.empty (untouched pages cost no RSS).
     """
 
     FIELDS = ("prev_obs", "actions", "rewards", "next_obs")
+    STORED = ("actions", "rewards", "next_obs")
 
     def __init__(self, capacity: int, horizon: int, num_envs: int, dims: dict[str, int], task_dim: int,
-                 device, dtype=torch.float32):
-        self.capacity, self.horizon, self.num_envs = capacity, horizon, num_envs
+                 device, dtype=torch.float32, episodes: int = 1):
+        self.capacity, self.horizon, self.num_envs, self.episodes = capacity, horizon, num_envs, episodes
         self.device = device
-        self.data = {k: torch.empty(horizon, capacity, dims[k], dtype=dtype) for k in self.FIELDS}
+        self.data = {k: torch.empty(horizon, capacity, dims[k], dtype=dtype) for k in self.STORED}
+        self.start_obs = torch.empty(episodes, capacity, dims["prev_obs"], dtype=dtype)
         self.tasks = torch.zeros(capacity, max(task_dim, 1))
         self.lengths = torch.zeros(capacity, dtype=torch.long)
         self.running = {k: torch.zeros(horizon, num_envs, dims[k], device=device) for k in self.FIELDS}
@@ -54,6 +60,10 @@ class TrajectoryBuffer:
         self.reward_absmax = torch.ones((), device=device)  # running max |r|, for normalise_rew_targets
         self.normalise_rewards = False
         self.insert_pos, self.size = 0, 0
+
+    def nbytes(self) -> int:
+        """Bytes of the FIFO once full."""
+        return sum(v.element_size() * v.numel() for v in (*self.data.values(), self.start_obs))
 
     def insert(self, prev_obs, actions, rewards, next_obs, task, done: torch.Tensor, any_done: bool) -> None:
         """Append one step of every copy; move finished trajectories into the FIFO.
@@ -72,6 +82,14 @@ class TrajectoryBuffer:
         if any_done:
             self._finish(done)
 
+    def _episode_starts(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """[L, B] bool: step t starts an MDP episode (t = 0, or the previous step ended one)."""
+        starts = torch.zeros(next_obs.shape[:2], dtype=torch.bool, device=next_obs.device)
+        starts[0] = True
+        if self.episodes > 1:
+            starts[1:] = next_obs[:-1, :, -1] > 0.5
+        return starts
+
     def _finish(self, done: torch.Tensor) -> None:
         if self.capacity == 0:
             self.t[done] = 0
@@ -79,8 +97,16 @@ class TrajectoryBuffer:
         envs = done.nonzero().squeeze(1)
         n = len(envs)
         slots = (torch.arange(n) + self.insert_pos) % self.capacity
-        for k in self.FIELDS:
+        for k in self.STORED:
             self.data[k][:, slots] = self.running[k][:, envs].to(self.data[k].dtype).cpu()
+        next_obs, prev_obs = self.running["next_obs"][:, envs], self.running["prev_obs"][:, envs]
+        steps = torch.arange(self.horizon, device=self.t.device)[:, None]
+        starts = self._episode_starts(next_obs) & (steps < self.t[envs])
+        k = (starts.cumsum(0) - 1).clamp(0, self.episodes - 1)
+        col = torch.arange(n, device=k.device).expand_as(k)
+        starts_obs = torch.zeros(self.episodes, n, prev_obs.shape[-1], device=prev_obs.device)
+        starts_obs[k[starts], col[starts]] = prev_obs[starts]
+        self.start_obs[:, slots] = starts_obs.to(self.start_obs.dtype).cpu()
         self.tasks[slots] = self.running_tasks[envs].cpu()
         self.lengths[slots] = self.t[envs].cpu()
         self.insert_pos = (self.insert_pos + n) % self.capacity
@@ -93,8 +119,16 @@ class TrajectoryBuffer:
         lengths = self.lengths[idx]
         L = int(lengths.max())
         out = {k: v[:L, idx].to(self.device, torch.float32) for k, v in self.data.items()}
+        out["prev_obs"] = self._prev_obs(out["next_obs"], self.start_obs[:, idx].to(self.device, torch.float32))
         return SimpleNamespace(**out, tasks=self.tasks[idx].to(self.device), lengths=lengths.to(self.device),
                                reward_scale=self.reward_absmax.clone())
+
+    def _prev_obs(self, next_obs: torch.Tensor, start_obs: torch.Tensor) -> torch.Tensor:
+        starts = self._episode_starts(next_obs)
+        k = (starts.cumsum(0) - 1).clamp(0, self.episodes - 1)                  # [L, B]
+        first = start_obs.gather(0, k[..., None].expand(*k.shape, start_obs.shape[-1]))
+        shifted = torch.cat([first[:1], next_obs[:-1]], 0)
+        return torch.where(starts[..., None], first, shifted)
 
     def running_batch(self) -> SimpleNamespace:
         """The unfinished trajectory of every copy (for re-encoding), cropped to the longest."""
@@ -107,6 +141,7 @@ class TrajectoryBuffer:
                  "running_tasks": self.running_tasks.clone(), "insert_pos": self.insert_pos, "size": self.size}
         if with_data:
             state.update(data={k: v[:, :self.size].clone() for k, v in self.data.items()},
+                         start_obs=self.start_obs[:, :self.size].clone(),
                          tasks=self.tasks[:self.size].clone(), lengths=self.lengths[:self.size].clone())
         return state
 
@@ -117,9 +152,10 @@ class TrajectoryBuffer:
         self.reward_absmax = state["reward_absmax"].to(self.device)
         self.running_tasks.copy_(state["running_tasks"])
         if "data" in state:
-            n = state["data"]["prev_obs"].shape[1]
+            n = state["lengths"].shape[0]
             for k, v in state["data"].items():
                 self.data[k][:, :n] = v
+            self.start_obs[:, :n] = state["start_obs"]
             self.tasks[:n] = state["tasks"]
             self.lengths[:n] = state["lengths"]
             self.insert_pos, self.size = state["insert_pos"], state["size"]
@@ -164,7 +200,9 @@ class VAE:
         self.has_decoder = any(d is not None for d in self.decoders().values())
         capacity = cfg.size_vae_buffer if self.has_decoder else 0
         dims = {"prev_obs": spec.obs_dim, "actions": spec.action_dim, "rewards": 1, "next_obs": spec.obs_dim}
-        self.buffer = TrajectoryBuffer(capacity, spec.horizon, num_envs, dims, spec.task_dim, device)
+        dtype = {"float32": torch.float32, "float16": torch.float16}[cfg.vae_buffer_dtype]
+        self.buffer = TrajectoryBuffer(capacity, spec.horizon, num_envs, dims, spec.task_dim, device, dtype,
+                                       episodes=spec.horizon // spec.episode_len)
         self.buffer.normalise_rewards = cfg.normalise_rew_targets
         self.generator = torch.Generator().manual_seed(seed + 12345)          # batch sampling
         self.noise = torch.Generator(device=device).manual_seed(seed + 54321)  # latent samples
@@ -278,7 +316,8 @@ class VAE:
             d_ok = d_idx < lengths
         return e_idx, e_ok, d_idx, d_ok
 
-    def _elbo_terms(self, batch: SimpleNamespace, subsample: bool = True, avg_decodes: bool | None = None):
+    def _elbo_terms(self, batch: SimpleNamespace, subsample: bool = True, avg_decodes: bool | None = None,
+                    use_mean: bool = False):
         """Per-posterior terms: {name: [K, B]} reduced over decodes, their validity [K, B],
         and the KL [L+1, B] with its validity."""
         cfg = self.cfg
@@ -286,7 +325,7 @@ class VAE:
         L = batch.actions.shape[0]
         post = self.encoder(batch.actions, batch.next_obs, batch.rewards, return_prior=True,
                             detach_every=cfg.tbptt_stepsize, prev_states=batch.prev_obs)
-        latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent, self.noise)
+        latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent or use_mean, self.noise)
         e_idx, e_ok, d_idx, d_ok = self._indices(batch.lengths, L, subsample)
         K, D, B = e_idx.shape[0], d_idx.shape[0], e_idx.shape[1]
         lat = latent.gather(0, e_idx[..., None].expand(K, B, latent.shape[-1]))  # [K, B, z]
@@ -331,8 +370,9 @@ class VAE:
 
     @torch.no_grad()
     def per_elbo_errors(self, batch: SimpleNamespace) -> dict:
-        """For plots: every posterior's mean error over the whole trajectory, and its KL."""
-        terms, _, kl, _ = self._elbo_terms(batch, subsample=False, avg_decodes=True)
+        """For plots: every posterior's mean error over the whole trajectory, and its KL. Decodes
+        the posterior mean: plotting never draws from the training generators."""
+        terms, _, kl, _ = self._elbo_terms(batch, subsample=False, avg_decodes=True, use_mean=True)
         out = {k: v[:, 0].cpu().numpy() for k, v in terms.items()}
         if kl is not None:
             out["kl"] = kl[:, 0].cpu().numpy()

@@ -129,6 +129,8 @@ _add(g, "rlloss_through_encoder", "bool", False, "backpropagate the RL loss into
 _add(g, "vae_loss_coeff", "float", 1.0, "weight of the VAE loss added to the RL loss (RL2)")
 _add(g, "encoder_max_grad_norm", "float", None, "encoder gradient clipping", optional=True)
 _add(g, "decoder_max_grad_norm", "float", None, "decoder gradient clipping", optional=True)
+_add(g, "vae_buffer_dtype", "str", "float32", "storage type of the VAE buffer (float16 halves its memory)",
+     choices=("float32", "float16"))
 _add(g, "vae_update_overlap", "bool", True,
      "run the VAE updates on a second thread while the next rollout is collected; the policy then acts "
      "with an encoder one VAE update older (deterministic, resumable). Off: strictly sequential")

@@ -130,3 +130,38 @@ def test_pairwise_decoding_equals_explicit_concatenation():
     assert torch.allclose(vae.reward_decoder.pairs(lat, nxt, prv, act), explicit, atol=1e-5)
     explicit = vae.state_decoder(lat_kd, exp(prv), exp(act))
     assert torch.allclose(vae.state_decoder.pairs(lat, prv, act), explicit, atol=1e-5)
+
+
+def test_buffer_rebuilds_prev_obs_from_episode_starts():
+    """prev_obs is not stored: it must come back exactly, incl. the reset observation that
+    starts every episode of the BAMDP (done flag = last observation entry)."""
+    from environments import make_env
+    from environments.bamdp import BAMDPWrapper
+    from vae import TrajectoryBuffer
+
+    env = BAMDPWrapper(make_env("GridNavi", 3, seed=0), episodes_per_task=3)
+    buf = TrajectoryBuffer(10, env.horizon, 3, {"prev_obs": 3, "actions": 1, "rewards": 1, "next_obs": 3}, 2,
+                           "cpu", episodes=3)
+    obs = env.reset()
+    g = torch.Generator().manual_seed(0)
+    prevs = []
+    for _ in range(env.horizon):
+        a = torch.randint(5, (3,), generator=g)
+        new_obs, r, done, info = env.step(a)
+        prevs.append(obs)
+        buf.insert(obs, a, r, info["next_obs"], None, done, bool(done.any()))
+        obs = new_obs
+    assert buf.size == 3 and int(buf.lengths[0]) == 45
+    rebuilt = buf._prev_obs(buf.data["next_obs"][:, :3].float(), buf.start_obs[:, :3].float())
+    assert torch.equal(rebuilt, torch.stack(prevs))
+
+
+def test_float16_buffer_halves_memory():
+    from vae import TrajectoryBuffer
+
+    dims = {"prev_obs": 117, "actions": 8, "rewards": 1, "next_obs": 117}
+    full = TrajectoryBuffer(100, 1200, 1, dims, 2, "cpu", torch.float32, episodes=6)
+    half = TrajectoryBuffer(100, 1200, 1, dims, 2, "cpu", torch.float16, episodes=6)
+    assert half.nbytes() * 2 == full.nbytes()
+    # no stored prev_obs: (117 + 8 + 1) per step instead of the reference's 2 x 117 + 8 + 1
+    assert full.nbytes() < 100 * 1200 * 4 * (126 + 1)
