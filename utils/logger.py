@@ -83,12 +83,14 @@ def save_json(obj, path: str) -> None:
 
 
 class Progress:
-    """One status line on stderr: frames, fps, latest returns. Redrawn at most 4x/s."""
+    """Frames, fps, ETA and the latest returns on stderr: a redrawn status line on a
+    terminal (at most 4x/s), a plain line every 60 s otherwise (nohup, CI, log files)."""
 
     def __init__(self, total_frames: int, enabled: bool = True, start_frames: int = 0):
-        self.total, self.enabled = total_frames, enabled and sys.stderr.isatty() or enabled == "force"
+        self.total, self.enabled = total_frames, enabled
+        self.tty = sys.stderr.isatty()
         self.t0, self.f0 = time.time(), start_frames
-        self.last_draw = 0.0
+        self.last_draw = 0.0 if self.tty else time.time()
         self.info = ""
 
     def fps(self, frames: int) -> float:
@@ -98,17 +100,21 @@ class Progress:
         if info is not None:
             self.info = info
         now = time.time()
-        if not self.enabled or now - self.last_draw < 0.25:
+        if not self.enabled or now - self.last_draw < (0.25 if self.tty else 60.0):
             return
         self.last_draw = now
         frac = min(frames / max(self.total, 1), 1.0)
-        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
         fps = self.fps(frames)
         eta = (self.total - frames) / fps if fps > 0 else math.inf
         eta_s = f"{eta / 60:5.1f}m" if math.isfinite(eta) else "  ?"
-        sys.stderr.write(f"\r[{bar}] {frames:,}/{self.total:,} frames  {fps:,.0f} fps  eta {eta_s}  {self.info}   ")
+        text = f"{frames:,}/{self.total:,} frames  {fps:,.0f} fps  eta {eta_s}  {self.info}"
+        if self.tty:
+            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+            sys.stderr.write(f"\r[{bar}] {text}   ")
+        else:
+            sys.stderr.write(f"[{100 * frac:5.1f}%] {text}\n")
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.tty:
             sys.stderr.write("\n")
