@@ -373,7 +373,8 @@ class MetaLearner:
                 log.add(f"return_avg_per_{axis}/episode_{k + 1}", m, x)
                 log.add(f"return_std_per_{axis}/episode_{k + 1}", sd, x)
             log.record(f"return_episode_{k + 1}", m)
-        for name in ("success", "sparse_return", "dense_return"):
+        bonus_names = [k for k in res if k.startswith("return_bonus")]
+        for name in ["success", "sparse_return", "dense_return"] + bonus_names:
             for k, m in enumerate(res.get(name, [])):
                 for axis, x in (("iter", it), ("frame", fr)):
                     log.add(f"{name}_avg_per_{axis}/episode_{k + 1}", m, x)

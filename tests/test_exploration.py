@@ -196,3 +196,22 @@ def test_state_only_bonus_needs_no_beliefs():
     assert set(bonus.update_rnd(s.reshape(-1, 3))) == {"rnd/loss_state"}
     with pytest.raises(ValueError):
         _bonus(hyperstate=True, belief_dim=0)
+
+
+def test_hyperx_run_logs_eval_bonus_returns_and_bonus_plots(tmp_path):
+    """The trainer reports per-episode bonus returns in evaluation and plots the bonus."""
+    import os
+
+    from config.loader import resolve
+    from metalearner import MetaLearner
+    from tests.conftest import tiny
+
+    cfg = resolve("cds_hyperx", values=tiny(num_frames=256, eval_interval=2, vis_interval=2,
+                                            env_kwargs={"max_episode_steps": 30}))
+    learner = MetaLearner(cfg, str(tmp_path))
+    result = learner.train()
+    assert result["return_bonus_hyperstate"][0] > 0 and result["return_bonus_vae_error"][0] > 0
+    assert result["return_bonus"] == [0.0]  # fully annealed at the end of training
+    assert "2_bonus.png" in os.listdir(tmp_path / "plots")
+    header = open(tmp_path / "progress.csv").readline()
+    assert "return_bonus_hyperstate_episode_1" in header

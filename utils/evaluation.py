@@ -31,6 +31,14 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
     trace = {k: [] for k in ("obs", "next_obs", "actions", "raw_actions", "rewards", "episode", "pos", "mean",
                              "logvar", "belief")}
     task = env.get_task()[0].cpu().numpy()
+    bonus = learner.bonus
+    if bonus is not None:  # what the exploration bonus would pay along the way (never added)
+        env.record_belief = not vae and bonus.uses_beliefs
+        env.record_task = cfg.exploration_bonus_vae_error and cfg.decode_task
+        steps = {k: [] for k in ("next_obs", "belief", "done", "prev_obs", "actions", "rewards", "task", "episode",
+                                 "active")}
+    if vae:
+        prior, h0 = encoder.prior(1), encoder.initial_hidden(num_envs)
     for _ in range(spec.horizon):
         latent = _latent(learner, post) if vae else None
         inputs = policy_inputs(cfg, env, obs, latent)
@@ -54,7 +62,17 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
             out["dense"][rows, ep] += info["dense_reward"] * live
         if vae:
             enc_action = learner._encoder_action(act.action)
-            post = encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, done, prev_state=obs)
+            post = encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, prev_state=obs)
+            posterior = torch.cat([post.mean, post.logvar], -1)  # b_{t+1}, before a task reset
+            new_task = done[:, None]  # the next observation belongs to a new task: prior
+            post = type(post)(torch.where(new_task, prior.mean, post.mean),
+                              torch.where(new_task, prior.logvar, post.logvar), torch.where(new_task, h0, post.hidden))
+        if bonus is not None:
+            for key, val in (("next_obs", info["next_obs"]), ("done", done), ("prev_obs", obs), ("rewards", reward),
+                             ("episode", ep), ("active", active.clone()),
+                             ("belief", posterior if vae else info.get("next_belief")),
+                             ("actions", learner._encoder_action(act.action)), ("task", info.get("task"))):
+                steps[key].append(val)
         if record:
             trace["actions"].append(act.env_action[0].cpu().numpy())
             trace["raw_actions"].append(act.action[0].cpu().numpy())
@@ -73,10 +91,39 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
     if seen["sparse_reward"]:
         res["sparse_return"] = out["sparse"].mean(0).tolist()
         res["dense_return"] = out["dense"].mean(0).tolist()
+    bonus_steps = None
+    if bonus is not None:
+        res.update(_bonus_returns(learner, {k: v for k, v in steps.items() if v and v[0] is not None}, num_envs, R))
+        bonus_steps = res.pop("bonus_steps")
     if record:
         res["trace"] = {k: np.asarray(v) for k, v in trace.items() if len(v)}
         res["trace"]["task"] = task
+        if bonus_steps is not None:
+            res["trace"]["bonus"] = bonus_steps[:, 0]
     return res
+
+
+def _bonus_returns(learner, steps: dict, num_envs: int, R: int) -> dict:
+    """Per-episode sums of the bonuses along the evaluation BAMDP, with training's statistics
+    (not updated here): ``return_bonus`` is what training would add now (annealed),
+    ``return_bonus_<name>`` each normalised, weighted bonus before annealing."""
+    cfg, z = learner.cfg, learner.cfg.latent_dim
+    st = {k: torch.stack(v) for k, v in steps.items()}
+    vae_error = None
+    if cfg.exploration_bonus_vae_error:
+        post = st["belief"]
+        vae_error = lambda: learner.vae.transition_error(  # noqa: E731
+            post[..., :z], post[..., z:], st["prev_obs"], st["actions"], st["next_obs"], st["rewards"], st.get("task"))
+    total, _, parts = learner.bonus.compute(st["next_obs"], st.get("belief"), st["done"], vae_error=vae_error,
+                                            update_stats=False, return_parts=True)
+    live = st["active"].float()
+    out = {}
+    for name, values in [("", total)] + [(f"_{k}", v) for k, v in parts.items()]:
+        sums = torch.zeros(num_envs, R, device=values.device)
+        sums.scatter_add_(1, st["episode"].t(), (values * live).t())
+        out[f"return_bonus{name}"] = sums.mean(0).tolist()
+    out["bonus_steps"] = (sum(parts.values()) * live).cpu().numpy()  # for plots: before annealing
+    return out
 
 
 def evaluate(learner, seed: int) -> dict:

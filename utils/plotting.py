@@ -56,6 +56,8 @@ def plot_behaviour(learner, trace: dict, folder: str, it: int) -> None:
         plot_grid_belief(learner, trace, os.path.join(folder, f"{it}_behaviour.png"))
     if "mean" in trace:
         plot_latents(trace, os.path.join(folder, f"{it}_latents.png"))
+    if "bonus" in trace and trace.get("pos") is not None and np.asarray(trace["pos"]).reshape(len(trace["bonus"]), -1).shape[1] == 1:
+        plot_bonus_over_x(trace, os.path.join(folder, f"{it}_bonus.png"))
     if learner.vae is not None and learner.vae.has_decoder:
         plot_vae_elbo_terms(learner, trace, os.path.join(folder, f"{it}_vae_loss.png"))
 
@@ -120,6 +122,18 @@ def plot_grid_belief(learner, trace: dict, path: str) -> None:
     ax.set_xticks([(j + 0.4) * cell for j in range(H)], [str(j) for j in range(H)], fontsize=6)
     ax.set_yticks([(R - 1 - k + 0.4) * cell for k in range(R)], [f"ep {k + 1}" for k in range(R)], fontsize=7)
     ax.set_xlabel("step within episode")
+    _save(fig, path)
+
+
+def plot_bonus_over_x(trace: dict, path: str) -> None:
+    """Exploration bonus paid at each x position (sparse HalfCheetahDir)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    x = np.asarray(trace["pos"]).reshape(-1)
+    sc = ax.scatter(x, trace["bonus"], c=np.arange(len(x)), s=6, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="step")
+    ax.set_xlabel("x position")
+    ax.set_ylabel("bonus (before annealing)")
     _save(fig, path)
 
 
