@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.common import FeatureExtractor, mlp
+
 
 def _pairs(net: nn.Sequential, latent: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """net(cat(latent[k], inputs[d])) for all k, d: latent [K, B, z], inputs [D, B, e] ->
@@ -19,8 +21,6 @@ def _pairs(net: nn.Sequential, latent: torch.Tensor, inputs: torch.Tensor) -> to
     first, z = net[0], latent.shape[-1]
     h = F.linear(latent, first.weight[:, :z])[:, None] + F.linear(inputs, first.weight[:, z:], first.bias)[None]
     return net[2:](net[1](h))
-
-from models.common import FeatureExtractor, mlp
 
 
 class RewardDecoder(nn.Module):

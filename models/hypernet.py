@@ -39,7 +39,6 @@ actor output (0.01 for categorical logits, 1.0 for a gaussian mean), 1.0 for the
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch

@@ -56,7 +56,8 @@ def plot_behaviour(learner, trace: dict, folder: str, it: int) -> None:
         plot_grid_belief(learner, trace, os.path.join(folder, f"{it}_behaviour.png"))
     if "mean" in trace:
         plot_latents(trace, os.path.join(folder, f"{it}_latents.png"))
-    if "bonus" in trace and trace.get("pos") is not None and np.asarray(trace["pos"]).reshape(len(trace["bonus"]), -1).shape[1] == 1:
+    pos = trace.get("pos")
+    if "bonus" in trace and pos is not None and np.asarray(pos).reshape(len(trace["bonus"]), -1).shape[1] == 1:
         plot_bonus_over_x(trace, os.path.join(folder, f"{it}_bonus.png"))
     if learner.vae is not None and learner.vae.has_decoder:
         plot_vae_elbo_terms(learner, trace, os.path.join(folder, f"{it}_vae_loss.png"))
