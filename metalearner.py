@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import torch
 
@@ -146,12 +145,11 @@ class MetaLearner:
         """Run until num_frames; returns the last evaluation."""
         if self.iter == 0:
             self._evaluate_and_plot()  # the untrained policy, for the curves' first point
-        t_start = time.time()
         while self.iter < self.spec.num_updates:
             self.collect_rollout()
             stats = self.update()
             self.iter += 1
-            self._on_iteration_end(stats, t_start)
+            self._on_iteration_end(stats)
         self.save()
         self.progress.close()
         self.logger.close()
@@ -326,7 +324,7 @@ class MetaLearner:
                         f"{os.path.join(self.run_dir, 'checkpoints')}. Try a lower --lr_policy/--lr_vae.")
 
     # ---------------------------------------------------------------- logging
-    def _on_iteration_end(self, stats: dict, t_start: float) -> None:
+    def _on_iteration_end(self, stats: dict) -> None:
         cfg, it = self.cfg, self.iter
         if it % cfg.log_interval == 0 and stats:
             self._log_scalars(stats)
