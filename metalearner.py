@@ -66,7 +66,8 @@ def build_policy(cfg: Config, spec: RunSpec, device) -> Policy:
                   embed_dims={p: getattr(cfg, f"policy_{p}_embedding_dim") for p in parts},
                   normalise={p: getattr(cfg, f"norm_{p}_for_policy") for p in parts},
                   init_std=cfg.policy_init_std, tanh_mean=cfg.norm_actions_pre_sampling,
-                  tanh_squash=cfg.norm_actions_post_sampling, body_fn=body_fn, cond_part=cond_part).to(device)
+                  tanh_squash=cfg.norm_actions_post_sampling, body_fn=body_fn, cond_part=cond_part,
+                  task_substitutes_latent=bool(cfg.task_num_warmup or cfg.ti_coeff is not None)).to(device)
 
 
 def policy_inputs(cfg: Config, env: BAMDPWrapper, obs, latent=None) -> dict[str, torch.Tensor]:
@@ -112,15 +113,16 @@ class MetaLearner:
         self.spec = RunSpec.from_env(self.env, cfg)
         inner = self.env.env
         to_id = getattr(inner, "cell_id", None)
+        vae_cfg = cfg.section("vae", "encoder", "decoder")
+        if cfg.ti_coeff is not None:  # TI: the task decoder regresses the policy's task embedding
+            vae_cfg.decode_task, vae_cfg.task_pred_type, vae_cfg.task_loss_coeff = True, "task_description", cfg.ti_coeff
         self.vae = None if cfg.disable_metalearner else VAE(
-            self.spec, cfg.section("vae", "encoder", "decoder"), cfg.num_processes, self.device,
-            state_to_id=to_id, task_to_id=to_id, seed=cfg.seed)
+            self.spec, vae_cfg, cfg.num_processes, self.device, state_to_id=to_id, task_to_id=to_id, seed=cfg.seed,
+            task_target_dim=cfg.policy_task_embedding_dim if cfg.ti_coeff is not None else None)
         self.policy = build_policy(cfg, self.spec, self.device)
-        self.updater = PolicyUpdater(
-            self.policy, cfg.policy, cfg.lr_policy, cfg.policy_eps, cfg.policy_optimiser, cfg.ppo_num_epochs,
-            cfg.ppo_num_minibatch, cfg.ppo_clip_param, cfg.policy_value_loss_coef, cfg.policy_entropy_coef,
-            cfg.policy_max_grad_norm, cfg.ppo_use_huberloss, cfg.ppo_use_clipped_value_loss,
-            self.spec.num_updates if cfg.policy_anneal_lr else None)
+        if cfg.ti_coeff is not None:
+            self.vae.task_target_fn = lambda tasks: self.policy.embed("task", tasks)  # stop-gradient target
+        self.updater = self._make_updater()
         self.bonus = build_exploration(cfg, self.spec, self.device)
         hidden = self.vae.encoder.hidden_size if self.vae else 1
         self.storage = RolloutStorage(cfg.policy_num_steps, cfg.num_processes, self._input_dims(), (
@@ -140,12 +142,34 @@ class MetaLearner:
         else:
             save_json(cfg.to_dict(), os.path.join(run_dir, "config.json"))
 
+    def _make_updater(self) -> PolicyUpdater:
+        cfg = self.cfg
+        return PolicyUpdater(
+            self.policy, cfg.policy, cfg.lr_policy, cfg.policy_eps, cfg.policy_optimiser, cfg.ppo_num_epochs,
+            cfg.ppo_num_minibatch, cfg.ppo_clip_param, cfg.policy_value_loss_coef, cfg.policy_entropy_coef,
+            cfg.policy_max_grad_norm, cfg.ppo_use_huberloss, cfg.ppo_use_clipped_value_loss,
+            self.spec.num_updates if cfg.policy_anneal_lr else None)
+
+    def _end_task_warmup(self) -> None:
+        """TI: after the warm-up the policy conditions on the latent; with a hard reset every
+        policy parameter except the task embedding is re-initialised (fresh optimiser too)."""
+        if not self.cfg.ti_hard_reset:
+            return
+        fresh = build_policy(self.cfg, self.spec, self.device).state_dict()
+        keep = {k: v for k, v in self.policy.state_dict().items() if k.startswith(("embedders.task", "normalisers.task"))}
+        fresh.update(keep)
+        self.policy.load_state_dict(fresh)
+        self.updater = self._make_updater()
+
     # ---------------------------------------------------------------- the loop
     def train(self) -> dict:
         """Run until num_frames; returns the last evaluation."""
         if self.iter == 0:
             self._evaluate_and_plot()  # the untrained policy, for the curves' first point
         while self.iter < self.spec.num_updates:
+            if self.cfg.task_num_warmup and self.iter == self.cfg.task_num_warmup and self.policy.use_task:
+                self._end_task_warmup()
+            self.policy.use_task = self.iter < self.cfg.task_num_warmup
             self.collect_rollout()
             stats = self.update()
             self.iter += 1

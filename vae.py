@@ -172,7 +172,9 @@ class VAE:
 
     def __init__(self, spec: RunSpec, cfg: SimpleNamespace, num_envs: int, device,
                  state_to_id: Callable | None = None, task_to_id: Callable | None = None,
-                 seed: int = 0):
+                 seed: int = 0, task_target_dim: int | None = None):
+        """task_target_dim: the task decoder regresses a learned task embedding of this size
+        (task-inference supervision; set ``task_target_fn`` before training) instead of the task."""
         self.cfg, self.spec, self.device = cfg, spec, device
         self.state_to_id, self.task_to_id = state_to_id, task_to_id
         self.encoder = build_encoder(spec.obs_dim, spec.action_dim, cfg).to(device)
@@ -194,7 +196,7 @@ class VAE:
         if self.decode_task:
             if cfg.task_pred_type == "task_id" and (spec.num_tasks is None or task_to_id is None):
                 raise ValueError("--task_pred_type task_id needs an env with discrete tasks")
-            out = spec.num_tasks if cfg.task_pred_type == "task_id" else spec.task_dim
+            out = spec.num_tasks if cfg.task_pred_type == "task_id" else (task_target_dim or spec.task_dim)
             self.task_decoder = TaskDecoder(z, cfg.task_decoder_layers, out).to(device)
         self.optimiser = make_optimiser(self.parameters(), "adam", cfg.lr_vae)
         self.has_decoder = any(d is not None for d in self.decoders().values())
@@ -213,6 +215,7 @@ class VAE:
         self.acting_encoder = copy.deepcopy(self.encoder) if self.overlap else self.encoder
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vae") if self.overlap else None
         self._pending: Future | None = None
+        self.task_target_fn: Callable | None = None  # tasks [B, dt] -> targets [B, task_target_dim]
         self.last_stats: dict = {}  # losses of the latest finished update
 
     # ---- bookkeeping ------------------------------------------------------------------------
@@ -264,6 +267,10 @@ class VAE:
         computes does not depend on what the main thread does meanwhile."""
         self.wait()
         batches = [self.buffer.sample(self.cfg.vae_batch_num_trajs, self.generator) for _ in range(num_updates)]
+        if self.task_target_fn is not None:  # computed here, on the main thread, without gradients
+            with torch.no_grad():
+                for b in batches:
+                    b.task_target = self.task_target_fn(b.tasks)
         if not self.overlap:
             self.last_stats = self._update_on(batches)
             return self.last_stats
@@ -349,7 +356,10 @@ class VAE:
             pred = self.state_decoder.pairs(lat, tgt.prev_obs, tgt.actions)
             terms["state_reconstr_err"] = over_decodes((pred - exp(tgt.next_obs)).pow(2).mean(-1))
         if self.task_decoder is not None:
-            terms["task_reconstr_err"] = self._task_error(lat, batch.tasks)
+            target = getattr(batch, "task_target", None)
+            if target is None:  # main-thread callers (plots); background updates get it precomputed
+                target = batch.tasks if self.task_target_fn is None else self.task_target_fn(batch.tasks).detach()
+            terms["task_reconstr_err"] = self._task_error(lat, target)
         kl = ok = None
         if not cfg.disable_kl_term:
             kl, ok = self._kl(post.mean, post.logvar, batch.lengths)
@@ -401,6 +411,8 @@ class VAE:
         if self.state_decoder is not None:
             err = err + cfg.state_loss_coeff * (self.state_decoder(latent, prev_obs, actions) - next_obs).pow(2).mean(-1)
         if self.task_decoder is not None and tasks is not None:
+            if self.task_target_fn is not None:
+                tasks = self.task_target_fn(tasks)
             pred = self.task_decoder(latent)
             if cfg.task_pred_type == "task_id":
                 task_err = F.cross_entropy(pred.flatten(0, -2), self.task_to_id(tasks).flatten(), reduction="none")

@@ -182,6 +182,15 @@ def validate(cfg: Config) -> None:
     if cfg.use_hypernet and cfg.hypernet_input == "latent" and not (cfg.pass_state_to_policy or cfg.pass_belief_to_policy
                                                                     or cfg.pass_task_to_policy):
         raise ConfigError("the hypernetwork's base net needs an input: also pass the state (--pass_state_to_policy)")
+    if cfg.task_num_warmup or cfg.ti_coeff is not None:
+        if cfg.disable_metalearner or not (cfg.pass_task_to_policy and cfg.pass_latent_to_policy):
+            raise ConfigError("task-inference supervision needs an encoder, --pass_task_to_policy and --pass_latent_to_policy")
+        if not cfg.policy_task_embedding_dim or cfg.policy_task_embedding_dim != cfg.policy_latent_embedding_dim:
+            raise ConfigError("task-inference supervision needs --policy_task_embedding_dim == --policy_latent_embedding_dim")
+        if cfg.rlloss_through_encoder:
+            raise ConfigError("task-inference supervision for RNN-based models (RL loss through the encoder) is not built yet")
+    if cfg.ti_hard_reset and not cfg.task_num_warmup:
+        raise ConfigError("--ti_hard_reset needs a warm-up (--task_num_warmup)")
     if cfg.encoder_skip_type and not cfg.encoder_agg_type:
         raise ConfigError("--encoder_skip_type split needs an aggregator (--encoder_agg_type)")
     if cfg.pretrain_len and cfg.disable_decoder:

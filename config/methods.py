@@ -98,6 +98,16 @@ METHODS = {
     "inv_init": {**_RNN_HN, "encoder_type": "lstm", "encoder_invariant_init": True, "exp_label": "inv_init"},
     "transformer": {**_RNN_HN, "encoder_type": "transformer", "exp_label": "transformer"},
 }
+# Task-inference supervision (Beck et al. 2023): a warm-up in which the policy learns a task
+# embedding by RL, then the VAE task decoder regresses it (stop-gradient); TI re-initialises
+# the rest of the policy after the warm-up, TI++ keeps it. 100 warm-up updates as on their grid.
+_TI = {**VARIBAD, "pass_task_to_policy": True, "policy_task_embedding_dim": 16, "policy_latent_embedding_dim": 16,
+       "task_num_warmup": 100, "ti_coeff": 1.0, "ti_hard_reset": True}
+METHODS.update({
+    "ti": {**_TI, "exp_label": "ti"},
+    "ti_pp": {**_TI, "ti_hard_reset": False, "exp_label": "ti_pp"},
+    "ti_hn": {**_TI, **_HN, "exp_label": "ti_hn"},
+    "ti_pp_hn": {**_TI, **_HN, "ti_hard_reset": False, "exp_label": "ti_pp_hn"},
+})
 # Not built yet (refused with this message rather than silently ignored).
-PLANNED_METHODS = {m: "task-inference supervision with a learned task embedding (TI/TI++/BI++) is not built yet"
-                   for m in ("ti", "ti_pp", "ti_hn", "ti_pp_hn", "bi_pp_hn")}
+PLANNED_METHODS = {"bi_pp_hn": "BI++HN (regressing the generated base-network parameters) is not built yet"}

@@ -83,6 +83,16 @@ _add(g, "policy_layers_hyper", "int_list", None,
 _add(g, "hypernet_head_bias", "bool", True, "bias in the hypernetwork heads (Bias-HyperInit needs it)")
 _add(g, "use_film", "bool", False, "FiLM: hypernetwork gives per-unit scale and shift instead of weights")
 
+# ----- task-inference supervision (Beck et al. 2023) ---------------------------------------------
+g = "task_inference"
+_add(g, "task_num_warmup", "int", 0,
+     "policy updates during which the policy conditions on its own task embedding instead of the latent "
+     "(needs --pass_task_to_policy and equal task/latent embedding sizes)")
+_add(g, "ti_coeff", "float", None,
+     "task-inference supervision: the VAE task decoder regresses the policy's task embedding, with this weight",
+     optional=True)
+_add(g, "ti_hard_reset", "bool", False, "after the warm-up re-initialise every policy parameter but the task embedding")
+
 # ----- RL ------------------------------------------------------------------------------------
 g = "rl"
 _add(g, "policy", "str", "ppo", "policy optimiser algorithm", choices=("ppo", "a2c"))

@@ -68,11 +68,14 @@ class Policy(nn.Module):
                  activation: str = "tanh", init: str = "normc", embed_dims: dict[str, int | None] | None = None,
                  normalise: dict[str, bool] | None = None, init_std: float = 1.0,
                  tanh_mean: bool = False, tanh_squash: bool = False,
-                 body_fn: Callable[[int, int], nn.Module] | None = None, cond_part: str | None = None):
+                 body_fn: Callable[[int, int], nn.Module] | None = None, cond_part: str | None = None,
+                 task_substitutes_latent: bool = False):
         """input_dims: sizes of the parts the policy sees (only those given are used).
         body_fn(base_dim, cond_dim) builds the actor-critic body (default: MLPActorCritic).
         cond_part: the part fed to the body as ``cond`` (hypernetwork input) instead of the
-        base input; None concatenates everything into the base input."""
+        base input; None concatenates everything into the base input.
+        task_substitutes_latent: task-inference supervision (TI): the task embedding is not a
+        base input of its own but takes the latent's place while ``use_task`` is set."""
         super().__init__()
         self.parts = [p for p in PARTS if input_dims.get(p)]
         if not self.parts:
@@ -84,7 +87,14 @@ class Policy(nn.Module):
         self.embedders = nn.ModuleDict({p: FeatureExtractor(input_dims[p], embed_dims[p], activation)
                                         for p in self.parts if embed_dims.get(p)})
         sizes = {p: embed_dims.get(p) or input_dims[p] for p in self.parts}
-        base_dim = sum(s for p, s in sizes.items() if p != cond_part)
+        self.task_substitutes_latent, self.use_task = task_substitutes_latent, False
+        if task_substitutes_latent:
+            if sizes.get("task") != sizes.get("latent"):
+                raise ValueError("the task embedding can replace the latent only if both have the same size")
+            self.parts_in = [p for p in self.parts if p != "task"]
+        else:
+            self.parts_in = list(self.parts)
+        base_dim = sum(s for p, s in sizes.items() if p != cond_part and p in self.parts_in)
         cond_dim = sizes[cond_part] if cond_part else 0
         if cond_part is not None and cond_part not in self.parts:
             raise ValueError(f"the hypernetwork input {cond_part!r} is not among the policy inputs {self.parts}")
@@ -94,16 +104,16 @@ class Policy(nn.Module):
             self.logstd = nn.Parameter(torch.full((num_actions,), math.log(init_std)))
 
     # ---- inputs -------------------------------------------------------------------------
+    def embed(self, part: str, x: torch.Tensor) -> torch.Tensor:
+        if part in self.normalisers:
+            x = self.normalisers[part].normalise(x)
+        return self.embedders[part](x) if part in self.embedders else x
+
     def _features(self, inputs: dict[str, torch.Tensor]):
-        feats = {}
-        for p in self.parts:
-            x = inputs[p]
-            if p in self.normalisers:
-                x = self.normalisers[p].normalise(x)
-            if p in self.embedders:
-                x = self.embedders[p](x)
-            feats[p] = x
-        base = torch.cat([feats[p] for p in self.parts if p != self.cond_part], -1)
+        feats = {p: self.embed(p, inputs[p]) for p in self.parts_in}
+        if self.use_task:  # TI warm-up: the policy conditions on its own task embedding
+            feats["latent"] = self.embed("task", inputs["task"])
+        base = torch.cat([feats[p] for p in self.parts_in if p != self.cond_part], -1)
         return base, (feats[self.cond_part] if self.cond_part else None)
 
     @torch.no_grad()

@@ -68,6 +68,6 @@ def test_method_presets_and_refusals():
     cfg = resolve("gridworld_varibad", {"method": ["splagger"], "latent_dim": ["8"]})
     assert cfg.use_hypernet and cfg.encoder_skip_type == "split" and cfg.latent_dim == 8  # CLI beats method
     with pytest.raises(ConfigError, match="not built yet"):
-        resolve("gridworld_varibad", {"method": ["ti_pp"]})
+        resolve("gridworld_varibad", {"method": ["bi_pp_hn"]})
     with pytest.raises(ConfigError, match="Did you mean: splagger"):
         resolve("gridworld_varibad", {"method": ["splager"]})
