@@ -187,17 +187,27 @@ class _BaseNet(nn.Module):
                 out.append((W, self.head_b[i](h)))
         return out
 
+    def generated_linear(self, i: int, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """x through generated layer i without materialising W [B, out, in]: with the weight head
+        W(h) = A h + C (A [out, in, d_h]), W(h) x = A (x outer h) + C x. Same numbers as
+        ``batched_linear(x, *generate(h)[i])``, but O(B in d_h) memory instead of O(B out in)."""
+        hw, d_in, d_out = self.head_w[i], self.sizes[i], self.sizes[i + 1]
+        outer = (x[:, :, None] * h[:, None, :]).reshape(x.shape[0], d_in * h.shape[1])
+        z = F.linear(outer, hw.weight.view(d_out, d_in * h.shape[1]))
+        if hw.bias is not None:
+            z = z + F.linear(x, hw.bias.view(d_out, d_in))
+        return z + self.head_b[i](h)
+
     def forward(self, x: torch.Tensor, h: torch.Tensor, act, return_preacts: bool = False):
-        params = self.generate(h)
-        n = len(params)
+        n = len(self.generated)
         pre = []
-        for i, p in enumerate(params):
-            if p is None:
+        for i, gen in enumerate(self.generated):
+            if not gen:
                 z = self.plain[i](x)
             elif self.film:
-                z = self.plain[i](x) * p[0] + p[1]
+                z = self.plain[i](x) * self.head_w[i](h) + self.head_b[i](h)
             else:
-                z = batched_linear(x, p[0], p[1])
+                z = self.generated_linear(i, x, h)
             pre.append(z)
             x = act(z) if i < n - 1 else z
         return (x, pre) if return_preacts else x

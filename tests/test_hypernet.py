@@ -161,3 +161,23 @@ def test_mlp_actor_critic():
 def test_normc():
     w = normc_(torch.empty(10, 20), 2.0)
     assert torch.allclose(w.norm(dim=1), torch.full((10,), 2.0))
+
+
+@pytest.mark.parametrize("init", ["bias_hyperinit", "hfi", "naive_kaiming"])
+def test_forward_without_materialised_weights_equals_generated_weights(init):
+    """The memory-lean forward (outer product with the head matrix) equals running the
+    explicitly generated per-sample weights, after the heads have moved away from init."""
+    torch.manual_seed(5)
+    net = HyperActorCritic(6, 4, [8, 8], 3, init=init)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x, c = torch.randn(7, 6), torch.randn(7, 4)
+    h = net.hyper_embedding(c)
+    explicit = x
+    params = net.actor.generate(h)
+    for i, (W, b) in enumerate(params):
+        explicit = torch.bmm(W, explicit[:, :, None]).squeeze(2) + b
+        if i < len(params) - 1:
+            explicit = net.act(explicit)
+    assert torch.allclose(net(x, c)[0], explicit, atol=1e-5)
