@@ -13,7 +13,8 @@ reshaped back.
 through a small hypernetwork trunk (``hypernet_layers``; identity when empty). For every
 *generated* base layer, a weight head and a bias head map the trunk output h [B, d_h] to a
 per-sample weight matrix W [B, out, in] and bias b [B, out]; the base net (which sees only
-base_input) is then evaluated per sample with ``torch.baddbmm``. Actor and critic have
+base_input) is then evaluated per sample, without materialising W: W(h) x = A (x outer h) + C x
+for the weight head W(h) = A h + C (``_BaseNet.generated_linear``). Actor and critic have
 separate base nets and separate heads (the trunk is shared). Layers that are not generated
 are ordinary ``nn.Linear`` layers. ``film=True``: base weights are ordinary (no bias) and the
 hypernet gives a per-unit scale and shift: ``h = (W x) * scale + shift``.
@@ -78,13 +79,6 @@ def init_linear_normc(layer: nn.Linear, gain: float) -> nn.Linear:
 def _flatten_lead(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
     lead = tuple(x.shape[:-1])
     return x.reshape(-1, x.shape[-1]), lead
-
-
-def batched_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Per-sample linear layer: x [B, in], weight [B, out, in], bias [B, out] -> [B, out]."""
-    if bias is None:
-        return torch.bmm(weight, x.unsqueeze(2)).squeeze(2)
-    return torch.baddbmm(bias.unsqueeze(2), weight, x.unsqueeze(2)).squeeze(2)
 
 
 class _BaseNet(nn.Module):
@@ -190,7 +184,7 @@ class _BaseNet(nn.Module):
     def generated_linear(self, i: int, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """x through generated layer i without materialising W [B, out, in]: with the weight head
         W(h) = A h + C (A [out, in, d_h]), W(h) x = A (x outer h) + C x. Same numbers as
-        ``batched_linear(x, *generate(h)[i])``, but O(B in d_h) memory instead of O(B out in)."""
+        applying ``generate(h)[i]`` per sample, but O(B in d_h) memory instead of O(B out in)."""
         hw, d_in, d_out = self.head_w[i], self.sizes[i], self.sizes[i + 1]
         outer = (x[:, :, None] * h[:, None, :]).reshape(x.shape[0], d_in * h.shape[1])
         z = F.linear(outer, hw.weight.view(d_out, d_in * h.shape[1]))
@@ -307,4 +301,4 @@ class HyperActorCritic(nn.Module):
         return pa, pc
 
 
-__all__ = ["INITS", "HyperActorCritic", "batched_linear"]
+__all__ = ["INITS", "HyperActorCritic"]
