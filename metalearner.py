@@ -227,9 +227,10 @@ class MetaLearner:
             prior = encoder.prior(1)
             hidden0 = encoder.initial_hidden(cfg.num_processes, self.device)
         extras = {}
-        self.storage.set_first(self._policy_inputs(latent), hidden)
+        inputs = self._policy_inputs(latent)
+        self.storage.set_first(inputs, hidden)
         for _ in range(cfg.policy_num_steps):
-            act = self.policy.act(self._policy_inputs(latent))
+            act = self.policy.act(inputs)
             obs, reward, done, info = self.env.step(act.env_action)
             any_done = bool(done.any())  # CPU: free; on GPU one sync per step (env already syncs)
             enc_action = self._encoder_action(act.action)
@@ -247,7 +248,8 @@ class MetaLearner:
                                             torch.where(new_task, prior.logvar, post.logvar))
                 vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
             self.obs = obs
-            self.storage.insert(inputs=self._policy_inputs(latent), hidden=hidden, next_obs=info["next_obs"],
+            inputs = self._policy_inputs(latent)  # what the policy sees next; also stored
+            self.storage.insert(inputs=inputs, hidden=hidden, next_obs=info["next_obs"],
                                 action=act.action, reward_raw=reward,
                                 reward=reward, done=done, trunc=info["bamdp_truncated"], extras=extras)
             self.frames += cfg.num_processes
