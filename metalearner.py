@@ -423,7 +423,7 @@ class MetaLearner:
                 "vae": self.vae.state_dict(self.cfg.checkpoint_vae_buffer) if self.vae else None,
                 "bonus": self.bonus.state_dict() if self.bonus else None,
                 "rew_norm": self.rew_norm.state_dict(), "env": self.env.state_dict(), "obs": self.obs.clone(),
-                "storage": self.storage.state_dict(), "rng": rng_state(), "config": self.cfg.to_dict()}
+                "rng": rng_state(), "config": self.cfg.to_dict()}
 
     def save(self) -> None:
         save_checkpoint(self.state_dict(), self.run_dir)
@@ -440,5 +440,4 @@ class MetaLearner:
         self.rew_norm.load_state_dict(state["rew_norm"])
         self.env.load_state_dict(state["env"])
         self.obs = state["obs"].to(self.device)
-        self.storage.load_state_dict(state["storage"])
         set_rng_state(state["rng"])

@@ -102,10 +102,3 @@ class RolloutStorage:
         self.values.copy_(values.reshape(T + 1, N))
         actions = self.actions.reshape(T * N, *self.actions.shape[2:])
         self.log_probs.copy_(policy.log_prob(actor_out[:T * N], actions).reshape(T, N))
-
-    def state_dict(self) -> dict:
-        """Only entry T/0 matters between rollouts (the rest is overwritten)."""
-        return {"inputs0": {k: v[0].clone() for k, v in self.inputs.items()}, "hidden0": self.hidden[0].clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.set_first(state["inputs0"], state["hidden0"])
