@@ -70,6 +70,16 @@ def build_policy(cfg: Config, spec: RunSpec, device) -> Policy:
                   task_substitutes_latent=bool(cfg.task_num_warmup or cfg.ti_coeff is not None)).to(device)
 
 
+def ti_target_dim(cfg: Config, spec: RunSpec) -> int:
+    """Size of the task-inference target: the task embedding, or (BI++HN) all generated
+    base-net parameters, counted on a probe policy built without touching the global RNG."""
+    if cfg.ti_target == "task":
+        return cfg.policy_task_embedding_dim
+    with torch.random.fork_rng(devices=[]):
+        probe = build_policy(cfg, spec, "cpu")
+    return probe.body.generated_params(None, torch.zeros(1, probe.body.cond_dim)).shape[-1]
+
+
 def policy_inputs(cfg: Config, env: BAMDPWrapper, obs, latent=None) -> dict[str, torch.Tensor]:
     """Everything the policy may look at; it picks the parts it was built for."""
     inputs = {"state": obs}
@@ -114,14 +124,15 @@ class MetaLearner:
         inner = self.env.env
         to_id = getattr(inner, "cell_id", None)
         vae_cfg = cfg.section("vae", "encoder", "decoder")
-        if cfg.ti_coeff is not None:  # TI: the task decoder regresses the policy's task embedding
+        vae_ti = cfg.ti_coeff is not None and not cfg.rlloss_through_encoder
+        if vae_ti:  # TI (VariBAD-based): the task decoder regresses the policy's task embedding
             vae_cfg.decode_task, vae_cfg.task_pred_type, vae_cfg.task_loss_coeff = True, "task_description", cfg.ti_coeff
         self.vae = None if cfg.disable_metalearner else VAE(
             self.spec, vae_cfg, cfg.num_processes, self.device, state_to_id=to_id, task_to_id=to_id, seed=cfg.seed,
-            task_target_dim=cfg.policy_task_embedding_dim if cfg.ti_coeff is not None else None)
+            task_target_dim=ti_target_dim(cfg, self.spec) if vae_ti else None)
         self.policy = build_policy(cfg, self.spec, self.device)
-        if cfg.ti_coeff is not None:
-            self.vae.task_target_fn = lambda tasks: self.policy.embed("task", tasks)  # stop-gradient target
+        if vae_ti:
+            self.vae.task_target_fn = self._ti_target  # computed without gradients: stop-gradient target
         self.updater = self._make_updater()
         self.bonus = build_exploration(cfg, self.spec, self.device)
         hidden = self.vae.encoder.hidden_size if self.vae else 1
@@ -160,6 +171,22 @@ class MetaLearner:
         fresh.update(keep)
         self.policy.load_state_dict(fresh)
         self.updater = self._make_updater()
+
+    def _ti_target(self, tasks: torch.Tensor) -> torch.Tensor:
+        """Task-inference target for true tasks: the policy's task embedding, or (BI++HN) the
+        base-net parameters the hypernetwork generates from it."""
+        emb = self.policy.embed("task", tasks)
+        return emb if self.cfg.ti_target == "task" else self.policy.body.generated_params(None, emb)
+
+    def _ti_policy_loss(self, mb: dict[str, torch.Tensor]) -> torch.Tensor:
+        """TI for RNN-based models: the embedded latent of a minibatch (with gradients into the
+        encoder) regresses the stop-gradient target; BI++HN compares generated parameters."""
+        pred = self.policy.embed("latent", mb["latent"])
+        if self.cfg.ti_target == "base_net":
+            pred = self.policy.body.generated_params(None, pred)
+        with torch.no_grad():
+            target = self._ti_target(mb["task"])
+        return self.cfg.ti_coeff * (pred - target).pow(2).mean()
 
     # ---------------------------------------------------------------- the loop
     def train(self) -> dict:
@@ -284,6 +311,8 @@ class MetaLearner:
             if vae.ready():
                 kwargs["extra_loss"] = lambda: cfg.vae_loss_coeff * vae.loss(
                     vae.buffer.sample(cfg.vae_batch_num_trajs, vae.generator))[0]
+            if cfg.ti_coeff is not None:
+                kwargs["minibatch_loss"] = self._ti_policy_loss
         if vae is not None and vae.ready() and cfg.num_vae_updates:
             vae.update(cfg.num_vae_updates)  # with overlap this runs during PPO and the next rollout
         stats["policy"] = self.updater.update(self.storage, **kwargs)

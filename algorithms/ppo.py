@@ -45,13 +45,16 @@ class PolicyUpdater:
     def update(self, storage: RolloutStorage, recompute_latent: Callable[[], torch.Tensor] | None = None,
                extra_loss: Callable[[], torch.Tensor] | None = None,
                extra_optimiser: torch.optim.Optimizer | None = None,
-               extra_params: list | None = None, extra_max_grad_norm: float | None = None) -> dict:
+               extra_params: list | None = None, extra_max_grad_norm: float | None = None,
+               minibatch_loss: Callable[[dict], torch.Tensor] | None = None) -> dict:
         """One policy update from a full rollout.
 
         recompute_latent: returns latents [T, N, d] WITH gradients (RL2: the RL loss trains
         the encoder); called once per minibatch because each backward frees the graph.
         extra_loss / extra_optimiser / extra_params: an added loss (e.g. the VAE loss) and
         the optimiser of the parameters it reaches (the encoder), stepped together.
+        minibatch_loss: an added loss of the minibatch's inputs (e.g. task-inference
+        supervision on the recomputed latents); its mean is reported as ``aux_loss``.
         """
         T, N = storage.num_steps, storage.num_envs
         flat = lambda x: x.reshape(T * N, *x.shape[2:])  # noqa: E731
@@ -79,6 +82,10 @@ class PolicyUpdater:
                 loss = self.value_coef * value_loss + action_loss - self.entropy_coef * entropy.mean()
                 if extra_loss is not None:
                     loss = loss + extra_loss()
+                if minibatch_loss is not None:
+                    aux = minibatch_loss(mb)
+                    loss = loss + aux
+                    stats["aux_loss"] = stats.get("aux_loss", 0.0) + aux.detach()
                 self.optimiser.zero_grad(set_to_none=True)
                 if extra_optimiser is not None:
                     extra_optimiser.zero_grad(set_to_none=True)

@@ -187,8 +187,11 @@ def validate(cfg: Config) -> None:
             raise ConfigError("task-inference supervision needs an encoder, --pass_task_to_policy and --pass_latent_to_policy")
         if not cfg.policy_task_embedding_dim or cfg.policy_task_embedding_dim != cfg.policy_latent_embedding_dim:
             raise ConfigError("task-inference supervision needs --policy_task_embedding_dim == --policy_latent_embedding_dim")
-        if cfg.rlloss_through_encoder:
-            raise ConfigError("task-inference supervision for RNN-based models (RL loss through the encoder) is not built yet")
+    if cfg.ti_target == "base_net" and not (cfg.use_hypernet and cfg.hypernet_input == "latent"):
+        raise ConfigError("--ti_target base_net (BI++HN) needs a hypernetwork conditioned on the latent "
+                          "(--use_hypernet true --hypernet_input latent)")
+    if cfg.ti_target == "base_net" and cfg.ti_coeff is None:
+        raise ConfigError("--ti_target base_net needs --ti_coeff")
     if cfg.ti_hard_reset and not cfg.task_num_warmup:
         raise ConfigError("--ti_hard_reset needs a warm-up (--task_num_warmup)")
     if cfg.encoder_skip_type and not cfg.encoder_agg_type:

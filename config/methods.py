@@ -108,6 +108,8 @@ METHODS.update({
     "ti_pp": {**_TI, "ti_hard_reset": False, "exp_label": "ti_pp"},
     "ti_hn": {**_TI, **_HN, "exp_label": "ti_hn"},
     "ti_pp_hn": {**_TI, **_HN, "ti_hard_reset": False, "exp_label": "ti_pp_hn"},
+    # BI++HN: the VAE regresses the base-network parameters the hypernetwork generates from the task embedding
+    "bi_pp_hn": {**_TI, **_HN, "ti_hard_reset": False, "ti_target": "base_net", "exp_label": "bi_pp_hn"},
 })
-# Not built yet (refused with this message rather than silently ignored).
-PLANNED_METHODS = {"bi_pp_hn": "BI++HN (regressing the generated base-network parameters) is not built yet"}
+# Methods not built yet are listed here and refused with their message rather than silently ignored.
+PLANNED_METHODS: dict[str, str] = {}

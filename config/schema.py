@@ -89,9 +89,13 @@ _add(g, "task_num_warmup", "int", 0,
      "policy updates during which the policy conditions on its own task embedding instead of the latent "
      "(needs --pass_task_to_policy and equal task/latent embedding sizes)")
 _add(g, "ti_coeff", "float", None,
-     "task-inference supervision: the VAE task decoder regresses the policy's task embedding, with this weight",
+     "task-inference supervision weight: the VAE task decoder (VariBAD-based models) or the policy's latent "
+     "embedding (RNN-based models, --rlloss_through_encoder) regresses the --ti_target, stop-gradient",
      optional=True)
 _add(g, "ti_hard_reset", "bool", False, "after the warm-up re-initialise every policy parameter but the task embedding")
+_add(g, "ti_target", "str", "task",
+     "what the latent side regresses: the policy's task embedding (TI) or the base-network parameters the "
+     "hypernetwork generates from it (BI++HN, needs --use_hypernet)", choices=("task", "base_net"))
 
 # ----- RL ------------------------------------------------------------------------------------
 g = "rl"

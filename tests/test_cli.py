@@ -67,7 +67,8 @@ def test_resume_refuses_config_changes(tmp_path):
 def test_method_presets_and_refusals():
     cfg = resolve("gridworld_varibad", {"method": ["splagger"], "latent_dim": ["8"]})
     assert cfg.use_hypernet and cfg.encoder_skip_type == "split" and cfg.latent_dim == 8  # CLI beats method
-    with pytest.raises(ConfigError, match="not built yet"):
-        resolve("gridworld_varibad", {"method": ["bi_pp_hn"]})
+    assert resolve("gridworld_varibad", {"method": ["bi_pp_hn"]}).ti_target == "base_net"
+    with pytest.raises(ConfigError, match="needs a hypernetwork"):
+        resolve("gridworld_varibad", {"method": ["ti"], "ti_target": ["base_net"]})
     with pytest.raises(ConfigError, match="Did you mean: splagger"):
         resolve("gridworld_varibad", {"method": ["splager"]})

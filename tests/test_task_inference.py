@@ -65,3 +65,57 @@ def test_vae_task_decoder_regresses_the_policy_task_embedding(tmp_path):
         err = vae._task_error(lat, target)
         expected = (vae.task_decoder(lat) - target[None]).pow(2).mean(-1)
     assert torch.allclose(err, expected)
+
+
+def test_bi_pp_hn_regresses_the_generated_base_net_parameters(tmp_path):
+    cfg = resolve("gridworld_varibad", values=tiny(method="bi_pp_hn", num_frames=512, task_num_warmup=2))
+    learner = MetaLearner(cfg, str(tmp_path))
+    body = learner.policy.body
+    tasks = torch.tensor([[2.0, 3.0], [4.0, 1.0]])
+    with torch.no_grad():
+        target = learner.vae.task_target_fn(tasks)
+        expected = body.generated_params(None, learner.policy.embed("task", tasks))
+    # actor + critic, every generated layer's W and b, e.g. 2 hidden layers of the tiny policy
+    n = sum(p.numel() for p in body.parameters() if p.dim() == 2 and p.shape[1] == body.cond_dim) // body.cond_dim
+    assert target.shape == (2, n) and torch.equal(target, expected)
+    assert learner.vae.task_decoder.net[-1].out_features == n
+    learner.train()  # 4 updates through the warm-up and past it
+    assert not learner.policy.use_task
+
+
+def _rnn_ti(tmp_path, **kw):
+    cfg = resolve("gridworld_varibad", values=tiny(
+        method="rnn_hn", num_frames=512, task_num_warmup=2, ti_coeff=1.0, pass_task_to_policy=True,
+        policy_task_embedding_dim=8, policy_latent_embedding_dim=8, **kw))
+    return MetaLearner(cfg, str(tmp_path))
+
+
+def test_rnn_ti_loss_known_answer_and_stop_gradient(tmp_path):
+    learner = _rnn_ti(tmp_path)
+    policy = learner.policy
+    mb = {"latent": torch.randn(5, learner.cfg.latent_dim * 2, requires_grad=True),
+          "task": torch.tensor([[2.0, 3.0]] * 5)}
+    loss = learner._ti_policy_loss(mb)
+    expected = (policy.embed("latent", mb["latent"]) - policy.embed("task", mb["task"])).pow(2).mean()
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert mb["latent"].grad.abs().sum() > 0  # reaches the encoder's output
+    assert all(p.grad is None for p in policy.embedders["task"].parameters())  # the target is stop-gradient
+
+
+def test_rnn_ti_loss_is_part_of_every_policy_update(tmp_path):
+    learner = _rnn_ti(tmp_path)
+    seen, original = [], learner.update
+    learner.update = lambda: (lambda st: (seen.append(st["policy"]), st)[1])(original())
+    learner.train()
+    assert len(seen) == 4 and all(s["aux_loss"] > 0 for s in seen)
+    assert not learner.policy.use_task
+
+
+def test_rnn_bi_pp_hn_compares_generated_parameters(tmp_path):
+    learner = _rnn_ti(tmp_path, ti_target="base_net")
+    policy = learner.policy
+    mb = {"latent": torch.randn(4, learner.cfg.latent_dim * 2), "task": torch.tensor([[1.0, 4.0]] * 4)}
+    gen = policy.body.generated_params
+    expected = (gen(None, policy.embed("latent", mb["latent"])) - gen(None, policy.embed("task", mb["task"]))).pow(2)
+    assert torch.allclose(learner._ti_policy_loss(mb), expected.mean())
