@@ -20,6 +20,7 @@ from algorithms.ppo import PolicyUpdater
 from algorithms.storage import RolloutStorage, compute_gae
 from config.loader import Config
 from environments import make_env
+from environments.base import MetaEnv
 from environments.bamdp import BAMDPWrapper
 from exploration.bonus import ExplorationBonus
 from models.hypernet import HyperActorCritic
@@ -47,7 +48,7 @@ def build_policy(cfg: Config, spec: RunSpec, device) -> Policy:
     dims = {"state": spec.obs_dim * cfg.pass_state_to_policy,
             "latent": z * (cfg.pass_latent_to_policy and not cfg.disable_metalearner),
             "belief": spec.belief_dim * cfg.pass_belief_to_policy,
-            "task": spec.task_dim * cfg.pass_task_to_policy}
+            "task": policy_task_dim(cfg, spec) * cfg.pass_task_to_policy}
     if cfg.pass_belief_to_policy and not spec.belief_dim:
         raise ValueError(f"--pass_belief_to_policy: env {cfg.env_name} has no exact belief")
     parts = ("state", "latent", "belief", "task")
@@ -70,6 +71,21 @@ def build_policy(cfg: Config, spec: RunSpec, device) -> Policy:
                   task_substitutes_latent=bool(cfg.task_num_warmup or cfg.ti_coeff is not None)).to(device)
 
 
+def policy_task_dim(cfg: Config, spec: RunSpec) -> int:
+    if not cfg.pass_task_as_onehot_id:
+        return spec.task_dim
+    if not spec.num_tasks:
+        raise ValueError(f"--pass_task_as_onehot_id: env {cfg.env_name} has no finite set of tasks")
+    return spec.num_tasks
+
+
+def task_input(cfg: Config, env: BAMDPWrapper, task: torch.Tensor) -> torch.Tensor:
+    """The task as the policy sees it: its description or a one-hot task id."""
+    if not cfg.pass_task_as_onehot_id:
+        return task
+    return torch.nn.functional.one_hot(env.task_to_id(task), env.num_tasks).to(task.dtype)
+
+
 def ti_target_dim(cfg: Config, spec: RunSpec) -> int:
     """Size of the task-inference target: the task embedding, or (BI++HN) all generated
     base-net parameters, counted on a probe policy built without touching the global RNG."""
@@ -88,7 +104,7 @@ def policy_inputs(cfg: Config, env: BAMDPWrapper, obs, latent=None) -> dict[str,
     if cfg.pass_belief_to_policy:
         inputs["belief"] = env.get_belief()
     if cfg.pass_task_to_policy:
-        inputs["task"] = env.get_task()
+        inputs["task"] = task_input(cfg, env, env.get_task())
     return inputs
 
 
@@ -123,16 +139,18 @@ class MetaLearner:
         self.spec = RunSpec.from_env(self.env, cfg)
         inner = self.env.env
         to_id = getattr(inner, "cell_id", None)
+        task_id = inner.task_to_id if type(inner).task_to_id is not MetaEnv.task_to_id else None
         vae_cfg = cfg.section("vae", "encoder", "decoder")
         vae_ti = cfg.ti_coeff is not None and not cfg.rlloss_through_encoder
         if vae_ti:  # TI (VariBAD-based): the task decoder regresses the policy's task embedding
             vae_cfg.decode_task, vae_cfg.task_pred_type, vae_cfg.task_loss_coeff = True, "task_description", cfg.ti_coeff
         self.vae = None if cfg.disable_metalearner else VAE(
-            self.spec, vae_cfg, cfg.num_processes, self.device, state_to_id=to_id, task_to_id=to_id, seed=cfg.seed,
+            self.spec, vae_cfg, cfg.num_processes, self.device, state_to_id=to_id, task_to_id=task_id, seed=cfg.seed,
             task_target_dim=ti_target_dim(cfg, self.spec) if vae_ti else None)
         self.policy = build_policy(cfg, self.spec, self.device)
         if vae_ti:
-            self.vae.task_target_fn = self._ti_target  # computed without gradients: stop-gradient target
+            # computed without gradients: a stop-gradient target
+            self.vae.task_target_fn = lambda tasks: self._ti_target(task_input(cfg, self.env, tasks))
         self.updater = self._make_updater()
         self.bonus = build_exploration(cfg, self.spec, self.device)
         hidden = self.vae.encoder.hidden_size if self.vae else 1
@@ -173,8 +191,8 @@ class MetaLearner:
         self.updater = self._make_updater()
 
     def _ti_target(self, tasks: torch.Tensor) -> torch.Tensor:
-        """Task-inference target for true tasks: the policy's task embedding, or (BI++HN) the
-        base-net parameters the hypernetwork generates from it."""
+        """Task-inference target for tasks as the policy sees them: the policy's task embedding,
+        or (BI++HN) the base-net parameters the hypernetwork generates from it."""
         emb = self.policy.embed("task", tasks)
         return emb if self.cfg.ti_target == "task" else self.policy.body.generated_params(None, emb)
 
@@ -211,7 +229,7 @@ class MetaLearner:
         z = self.cfg.latent_dim if self.cfg.sample_embeddings else 2 * self.cfg.latent_dim
         return {"state": self.spec.obs_dim, "latent": z if self.vae else 0,
                 "belief": self.spec.belief_dim if self.cfg.pass_belief_to_policy else 0,
-                "task": self.spec.task_dim if self.cfg.pass_task_to_policy else 0}
+                "task": policy_task_dim(self.cfg, self.spec) if self.cfg.pass_task_to_policy else 0}
 
     def _extra_dims(self) -> dict[str, int]:
         """Per-step data only the exploration bonuses need."""

@@ -182,6 +182,8 @@ def validate(cfg: Config) -> None:
     if cfg.use_hypernet and cfg.hypernet_input == "latent" and not (cfg.pass_state_to_policy or cfg.pass_belief_to_policy
                                                                     or cfg.pass_task_to_policy):
         raise ConfigError("the hypernetwork's base net needs an input: also pass the state (--pass_state_to_policy)")
+    if cfg.pass_task_as_onehot_id and not cfg.pass_task_to_policy:
+        raise ConfigError("--pass_task_as_onehot_id needs --pass_task_to_policy true")
     if cfg.task_num_warmup or cfg.ti_coeff is not None:
         if cfg.disable_metalearner or not (cfg.pass_task_to_policy and cfg.pass_latent_to_policy):
             raise ConfigError("task-inference supervision needs an encoder, --pass_task_to_policy and --pass_latent_to_policy")

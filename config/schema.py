@@ -56,6 +56,8 @@ for part, on in (("state", True), ("latent", True), ("belief", False), ("task", 
          f"Linear+activation embedding of the {part} (None: no embedding)", optional=True)
     _add(g, f"norm_{part}_for_policy", "bool", True,
          f"normalise the {part} with running mean/std before the policy")
+_add(g, "pass_task_as_onehot_id", "bool", False,
+     "give the task to the policy as a one-hot task id (envs with finitely many tasks) instead of its description")
 _add(g, "norm_rew_for_policy", "bool", True, "normalise rewards by the std of the discounted return")
 _add(g, "norm_rew_clip_param", "float", 10.0, "clip normalised rewards to +-this")
 _add(g, "norm_actions_pre_sampling", "bool", False, "tanh on the Gaussian mean")

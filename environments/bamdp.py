@@ -77,6 +77,9 @@ class BAMDPWrapper:
     def get_belief(self):
         return self.env.get_belief()
 
+    def task_to_id(self, tasks):
+        return self.env.task_to_id(tasks)
+
     # BAMDP logic -----------------------------------------------------------------------------
     def _flag(self, obs: torch.Tensor, flag: torch.Tensor | None = None) -> torch.Tensor:
         if not self.add_done_info:

@@ -96,6 +96,10 @@ class MetaEnv:
     def get_belief(self) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no exact belief")
 
+    def task_to_id(self, tasks: torch.Tensor) -> torch.Tensor:
+        """Index 0..num_tasks-1 of tasks [..., task_dim] (envs with finitely many tasks)."""
+        raise NotImplementedError(f"{type(self).__name__} has no discrete task ids")
+
     # ----- hooks for subclasses ------------------------------------------------------
     def set_task(self, mask: torch.Tensor, tasks: torch.Tensor) -> None:
         raise NotImplementedError

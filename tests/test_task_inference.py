@@ -119,3 +119,32 @@ def test_rnn_bi_pp_hn_compares_generated_parameters(tmp_path):
     gen = policy.body.generated_params
     expected = (gen(None, policy.embed("latent", mb["latent"])) - gen(None, policy.embed("task", mb["task"]))).pow(2)
     assert torch.allclose(learner._ti_policy_loss(mb), expected.mean())
+
+
+def test_onehot_task_ids_for_the_policy(tmp_path):
+    cfg = resolve("gridworld_varibad", values=tiny(method="multi_hn", num_frames=256, pass_task_as_onehot_id=True))
+    learner = MetaLearner(cfg, str(tmp_path))
+    inputs = learner._policy_inputs()
+    env = learner.env.env
+    ids = env.cell_id(env.get_task())
+    assert inputs["task"].shape == (cfg.num_processes, env.num_tasks)
+    assert torch.equal(inputs["task"].argmax(-1), ids) and torch.equal(inputs["task"].sum(-1), torch.ones(len(ids)))
+    learner.train()
+
+
+def test_onehot_task_ids_refused_without_discrete_tasks(tmp_path):
+    import pytest
+    cfg = resolve("pointrobot_varibad", values=tiny(method="multi_hn", num_frames=256, pass_task_as_onehot_id=True))
+    with pytest.raises(ValueError, match="no finite set of tasks"):
+        MetaLearner(cfg, str(tmp_path))
+
+
+def test_task_ids_cover_every_task_exactly_once():
+    from environments import make_env
+    for name, kw in (("GridNavi", {}), ("RoomNavi", {}), ("TMaze-Agree", {})):
+        env = make_env(name, num_envs=2, seed=0, **kw)
+        tasks = env.sample_tasks(3000)
+        ids = env.task_to_id(tasks)
+        distinct = {tuple(t) for t in tasks.tolist()}
+        assert ids.min() >= 0 and ids.max() < env.num_tasks, name
+        assert ids.unique().numel() == len(distinct), name  # one id per distinct task

@@ -64,6 +64,9 @@ class GridNavi(MetaEnv):
         xy = xy[..., :2].round().long()
         return xy[..., 0] * self.num_cells + xy[..., 1]
 
+    def task_to_id(self, tasks: torch.Tensor) -> torch.Tensor:
+        return self.cell_id(tasks)  # the task is the goal cell
+
     def sample_tasks(self, n: int) -> torch.Tensor:
         idx = torch.randint(len(self.possible_goals), (n,), generator=self.generator)
         return self.possible_goals[idx.to(self.device)].float()

@@ -124,6 +124,8 @@ class RoomNavi(MetaEnv):
         k3 = i3 - (i3 > i1).long()
         return (i1 * 4 + i2) * 3 + k3
 
+    task_to_id = task_id
+
     def set_task(self, mask, tasks):
         self.goals[mask] = tasks.round().long().reshape(-1, 3, 2)
         self.reached[mask] = False
