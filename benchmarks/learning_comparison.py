@@ -89,17 +89,24 @@ def plot(curves: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for arm, runs in curves.items():
-        n = min(len(r) for r in runs)
-        x = np.array([float(r["frames"]) for r in runs[0][:n]])
-        keys = [k for k in runs[0][0] if k.startswith("return_episode_")]
-        y = np.array([[sum(float(r[k]) for k in keys) for r in rows[:n]] for rows in runs])  # return of the BAMDP
-        ax.plot(x, y.mean(0), label=arm)
-        ax.fill_between(x, y.mean(0) - y.std(0), y.mean(0) + y.std(0), alpha=0.2)
-    ax.set_xlabel("frames")
-    ax.set_ylabel("evaluation return (sum over episodes)")
-    ax.legend(fontsize=7)
+    with_success = any("success_episode_1" in runs[0][0] for runs in curves.values())
+    fig, axes = plt.subplots(1, 2 if with_success else 1, figsize=(12 if with_success else 7, 4), squeeze=False)
+    panels = [("return_episode_", "evaluation return (sum over episodes)", sum)]
+    if with_success:
+        panels.append(("success_episode_", "success (mean over episodes)", lambda v: sum(v) / len(v)))
+    for ax, (prefix, label, reduce) in zip(axes[0], panels):
+        for arm, runs in curves.items():
+            keys = [k for k in runs[0][0] if k.startswith(prefix)]
+            if not keys:
+                continue
+            n = min(len(r) for r in runs)
+            x = np.array([float(r["frames"]) for r in runs[0][:n]])
+            y = np.array([[reduce([float(r[k]) for k in keys]) for r in rows[:n]] for rows in runs])
+            ax.plot(x, y.mean(0), label=f"{arm} ({len(runs)} seeds)")
+            ax.fill_between(x, y.mean(0) - y.std(0), y.mean(0) + y.std(0), alpha=0.2)
+        ax.set_xlabel("frames")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
     fig.savefig(path, dpi=90, bbox_inches="tight")
 
 

@@ -14,8 +14,9 @@ def _latent(learner, post):
 
 
 @torch.no_grad()
-def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
-    """Roll the policy deterministically through one BAMDP per copy."""
+def run_bamdp(learner, num_envs: int, seed: int, record: bool = False, on_step=None) -> dict:
+    """Roll the policy deterministically through one BAMDP per copy. ``on_step(info, episode,
+    live)`` (optional) sees every step's info, episode index [N] and still-running mask [N]."""
     from metalearner import build_env, policy_inputs
 
     cfg, spec, vae = learner.cfg, learner.spec, learner.vae
@@ -52,6 +53,8 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False) -> dict:
                 trace["belief"].append(env.get_belief()[0].cpu().numpy())
         next_obs, reward, done, info = env.step(act.env_action)
         ep, live = info["episode"], active.float()
+        if on_step is not None:
+            on_step(info, ep, live)
         out["return"][rows, ep] += reward * live
         if "success" in info:
             seen["success"] = True
