@@ -58,3 +58,19 @@ def test_run_dir_contents(tiny_cfg, tmp_path):
     assert "0_behaviour.png" in plots and "0_latents.png" in plots and "returns.png" in plots
     header = open(tmp_path / "progress.csv").readline().strip().split(",")
     assert {"return_episode_1", "return_episode_4", "frames"} <= set(header)
+
+
+def test_behaviour_stats_reads_a_run_without_touching_it(tiny_cfg, tmp_path):
+    """benchmarks/behaviour_stats.py: shares in [0, 1] per episode, the evaluation's returns,
+    and the run dir is left exactly as it was."""
+    from benchmarks.behaviour_stats import behaviour
+
+    run = str(tmp_path / "run")
+    MetaLearner(tiny_cfg("treasure_hunt_hyperx"), run).train()
+    before = {os.path.join(d, f): os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(run) for f in fs}
+    stats = behaviour(run, num_tasks=6, seed=0)
+    after = {os.path.join(d, f): os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(run) for f in fs}
+    assert before == after
+    assert set(stats) == {"mountain_top", "success", "return"}
+    assert all(0.0 <= v <= 1.0 for k in ("mountain_top", "success") for v in stats[k])
+    assert len(stats["return"]) == 1 and stats["return"][0] < 0  # -5 per step off the treasure
