@@ -177,7 +177,7 @@ class MetaLearner:
             self.policy, cfg.policy, cfg.lr_policy, cfg.policy_eps, cfg.policy_optimiser, cfg.ppo_num_epochs,
             cfg.ppo_num_minibatch, cfg.ppo_clip_param, cfg.policy_value_loss_coef, cfg.policy_entropy_coef,
             cfg.policy_max_grad_norm, cfg.ppo_use_huberloss, cfg.ppo_use_clipped_value_loss,
-            self.spec.num_updates if cfg.policy_anneal_lr else None)
+            self.spec.num_updates if cfg.policy_anneal_lr else None, cfg.ppo_minibatch_by_env)
 
     def _end_task_warmup(self) -> None:
         """TI: after the warm-up the policy conditions on the latent; with a hard reset every
@@ -379,12 +379,16 @@ class MetaLearner:
         flat = lambda x: None if x is None else x.reshape(-1, x.shape[-1])[idx]  # noqa: E731
         return flat(s.next_obs), flat(beliefs)
 
-    def _recompute_latent(self) -> torch.Tensor:
-        """Policy latents of the last rollout, recomputed WITH gradients (RL2)."""
+    def _recompute_latent(self, envs: torch.Tensor | None = None) -> torch.Tensor:
+        """Policy latents [T, n, d] of the last rollout's env copies ``envs`` (None: all),
+        recomputed WITH gradients (RL2)."""
         s = self.storage
+        pick = (lambda x: x) if envs is None else (lambda x: x[:, envs])  # noqa: E731
+        actions = self._encoder_action(s.actions).reshape(s.num_steps, s.num_envs, -1)
         post = self.vae.encoder.forward_with_resets(
-            self._encoder_action(s.actions).reshape(s.num_steps, s.num_envs, -1), s.next_obs,
-            s.rewards_raw[..., None], s.hidden[0], s.dones, prev_states=s.inputs["state"][:-1])
+            pick(actions), pick(s.next_obs), pick(s.rewards_raw[..., None]),
+            s.hidden[0] if envs is None else s.hidden[0][envs], pick(s.dones),
+            prev_states=pick(s.inputs["state"][:-1]))
         return self._latent_input(post.mean[:-1], post.logvar[:-1])
 
     def _check_finite(self, stats: dict) -> None:

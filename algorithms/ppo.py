@@ -29,13 +29,15 @@ class PolicyUpdater:
     def __init__(self, policy: nn.Module, algo: str = "ppo", lr: float = 7e-4, eps: float = 1e-8,
                  optimiser: str = "adam", epochs: int = 2, minibatches: int = 4, clip: float = 0.1,
                  value_coef: float = 0.5, entropy_coef: float = 0.01, max_grad_norm: float | None = 0.5,
-                 huber: bool = True, clipped_value: bool = True, anneal_updates: int | None = None):
+                 huber: bool = True, clipped_value: bool = True, anneal_updates: int | None = None,
+                 minibatch_by_env: bool = False):
         if algo not in ("ppo", "a2c"):
             raise ValueError(f"unknown policy algorithm {algo!r}")
         self.policy, self.algo = policy, algo
         self.epochs, self.minibatches = (epochs, minibatches) if algo == "ppo" else (1, 1)
         self.clip, self.value_coef, self.entropy_coef = clip, value_coef, entropy_coef
         self.max_grad_norm, self.huber, self.clipped_value = max_grad_norm, huber, clipped_value
+        self.minibatch_by_env = minibatch_by_env
         self.optimiser = make_optimiser(policy.parameters(), optimiser, lr, eps)
         self.scheduler = None
         if anneal_updates:
@@ -49,8 +51,11 @@ class PolicyUpdater:
                minibatch_loss: Callable[[dict], torch.Tensor] | None = None) -> dict:
         """One policy update from a full rollout.
 
-        recompute_latent: returns latents [T, N, d] WITH gradients (RL2: the RL loss trains
-        the encoder); called once per minibatch because each backward frees the graph.
+        recompute_latent(envs): latents [T, len(envs), d] of those env copies (None: all) WITH
+        gradients (RL2: the RL loss trains the encoder); called once per minibatch because each
+        backward frees the graph. With ``minibatch_by_env`` a minibatch is a set of whole copies,
+        so only their latents are recomputed (the work per epoch drops from minibatches x N
+        trajectories to N).
         extra_loss / extra_optimiser / extra_params: an added loss (e.g. the VAE loss) and
         the optimiser of the parameters it reaches (the encoder), stepped together.
         minibatch_loss: an added loss of the minibatch's inputs (e.g. task-inference
@@ -65,12 +70,17 @@ class PolicyUpdater:
         adv = (adv - adv.mean()) / (adv.std() + 1e-5)
         stats = {"value_loss": 0.0, "action_loss": 0.0, "dist_entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
         n_updates = 0
+        by_env = self.minibatch_by_env and recompute_latent is not None
+        steps = torch.arange(T, device=returns.device)[:, None] * N
         for _ in range(self.epochs):
-            perm = torch.randperm(T * N, device=returns.device)
-            for idx in perm.chunk(self.minibatches):
+            perm = torch.randperm(N if by_env else T * N, device=returns.device)
+            for chunk in perm.chunk(self.minibatches):
+                idx = (steps + chunk[None]).reshape(-1) if by_env else chunk  # flat (t, copy) indices
                 mb = {k: v[idx] for k, v in inputs.items()}
-                if recompute_latent is not None:
-                    mb["latent"] = flat(recompute_latent())[idx]
+                if by_env:
+                    mb["latent"] = recompute_latent(chunk).reshape(T * len(chunk), -1)
+                elif recompute_latent is not None:
+                    mb["latent"] = flat(recompute_latent(None))[idx]
                 value, logp, entropy = self.policy.evaluate(mb, actions[idx])
                 ratio = torch.exp(logp - old_logp[idx])
                 if self.algo == "ppo":

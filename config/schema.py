@@ -109,6 +109,9 @@ _add(g, "policy_eps", "float", 1e-8, "optimiser epsilon")
 _add(g, "policy_num_steps", "int", 60, "env steps per copy between policy updates")
 _add(g, "ppo_num_epochs", "int", 2, "PPO epochs per update")
 _add(g, "ppo_num_minibatch", "int", 4, "PPO minibatches per epoch")
+_add(g, "ppo_minibatch_by_env", "bool", False,
+     "RL loss through the encoder: split minibatches by env copy (whole trajectories) so each minibatch "
+     "recomputes only its copies' latents, instead of random (step, copy) samples that need all of them")
 _add(g, "ppo_clip_param", "float", 0.05, "PPO clip range")
 _add(g, "ppo_use_huberloss", "bool", True, "Huber value loss")
 _add(g, "ppo_use_clipped_value_loss", "bool", True, "clipped value loss")

@@ -73,3 +73,31 @@ def test_gaussian_log_prob_and_entropy_known_values():
     actor_out = torch.zeros(1, 1)
     assert abs(float(policy.log_prob(actor_out, torch.zeros(1, 1))) + 0.5 * math.log(2 * math.pi)) < 1e-6
     assert abs(float(policy._entropy(actor_out)[0]) - 0.5 * math.log(2 * math.pi * math.e)) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["rnn_hn", "splagger"])
+def test_recomputed_latents_of_some_copies_equal_those_of_all(method, tiny_cfg, tmp_path):
+    from metalearner import MetaLearner
+
+    learner = MetaLearner(tiny_cfg("gridworld_varibad", method=method, num_frames=128), str(tmp_path))
+    learner.collect_rollout()
+    envs = torch.tensor([3, 0])
+    with torch.no_grad():
+        full, part = learner._recompute_latent(), learner._recompute_latent(envs)
+    assert part.shape == (learner.storage.num_steps, 2, full.shape[-1])
+    assert torch.allclose(part, full[:, envs], atol=1e-6)
+
+
+def test_minibatch_by_env_recomputes_each_copy_once_per_epoch(tiny_cfg, tmp_path):
+    from metalearner import MetaLearner
+
+    cfg = tiny_cfg("gridworld_varibad", method="rnn_hn", num_frames=128, ppo_minibatch_by_env=True,
+                   ppo_num_epochs=3, ppo_num_minibatch=2)
+    learner = MetaLearner(cfg, str(tmp_path))
+    calls, original = [], learner._recompute_latent
+    learner._recompute_latent = lambda envs=None: (calls.append(envs), original(envs))[1]
+    learner.collect_rollout()
+    learner.update()
+    assert len(calls) == 3 * 2 and all(c is not None and len(c) == 2 for c in calls)
+    for epoch in range(3):
+        assert sorted(torch.cat(calls[2 * epoch: 2 * epoch + 2]).tolist()) == [0, 1, 2, 3]
