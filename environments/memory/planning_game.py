@@ -3,7 +3,7 @@
 A toroidal ``grid_size`` x ``grid_size`` grid whose cells carry random labels (a permutation
 of 0..n^2-1, drawn per task). Actions: 0 Up, 1 Down, 2 Left, 3 Right, 4 Collect. Collect on
 the goal cell gives ``target_reward`` (+1) and draws a new goal label (never the current
-cell); the agent stays where it is. Episodes last ``num_steps`` (100) steps; the agent starts
+cell); the agent stays where it is. Episodes last ``max_episode_steps`` (100) steps; the agent starts
 on a random cell with a random goal (different from the start). Use one episode per task
 (max_rollouts_per_task=1) and no entropy bonus.
 
@@ -28,12 +28,12 @@ COLLECT = 4
 
 @ENVS.register("PlanningGame")
 class PlanningGame(MetaEnv):
-    def __init__(self, num_envs: int, seed: int = 0, device="cpu", grid_size: int = 3, num_steps: int = 100,
+    def __init__(self, num_envs: int, seed: int = 0, device="cpu", grid_size: int = 3, max_episode_steps: int = 100,
                  target_reward: float = 1.0, per_step_reward: float = 0.0, just_goal: bool = False):
         super().__init__(num_envs, seed, device)
         self.n = grid_size
         self.num_labels = grid_size * grid_size
-        self.max_episode_steps = num_steps
+        self.max_episode_steps = max_episode_steps
         self.target_reward, self.per_step_reward = target_reward, per_step_reward
         self.just_goal = just_goal
         dim = 1 if just_goal else 2 * self.num_labels

@@ -22,10 +22,10 @@ _MOVES = torch.tensor([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], dtype=torch.lo
 @ENVS.register("GridNavi")
 class GridNavi(MetaEnv):
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", num_cells: int = 5,
-                 num_steps: int = 15, goal_reward: float = 1.0, step_penalty: float = -0.1):
+                 max_episode_steps: int = 15, goal_reward: float = 1.0, step_penalty: float = -0.1):
         super().__init__(num_envs, seed, device)
         self.num_cells = num_cells
-        self.max_episode_steps = num_steps
+        self.max_episode_steps = max_episode_steps
         self.goal_reward, self.step_penalty = goal_reward, step_penalty
         self.observation_space = gym.spaces.Box(0, num_cells - 1, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(5)

@@ -40,7 +40,7 @@ _REWARDS = (1.0, 10.0, 100.0)
 @ENVS.register("RoomNavi")
 class RoomNavi(MetaEnv):
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", num_cells: int = 3,
-                 corridor_len: int = 3, num_steps: int = 50, step_penalty: float = -0.1,
+                 corridor_len: int = 3, max_episode_steps: int = 50, step_penalty: float = -0.1,
                  repeat_goal_rewards: bool = True):
         super().__init__(num_envs, seed, device)
         if num_cells % 2 != 1 or num_cells < 3:
@@ -49,7 +49,7 @@ class RoomNavi(MetaEnv):
         self.offset = (num_cells - 1) // 2                       # 1: room half-width
         self.side_centre = corridor_len + 2 * self.offset + 1      # 6: x of the side room centres
         self.half_width = self.side_centre + self.offset          # 7: largest |x|
-        self.max_episode_steps = num_steps
+        self.max_episode_steps = max_episode_steps
         self.step_penalty, self.repeat_goal_rewards = step_penalty, repeat_goal_rewards
         hw, o = self.half_width, self.offset
         self.observation_space = gym.spaces.Box(np.array([-hw, -o], np.float32),
