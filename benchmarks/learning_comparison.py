@@ -2,7 +2,8 @@
 separate processes (a few at a time), then a per-episode return / success table and a plot.
 
     python benchmarks/learning_comparison.py --suite hyperx --frames 1e6 --seeds 1 2 3 --jobs 2
-    python benchmarks/learning_comparison.py --suite hypernet --frames 1e6 --seeds 1 2 3 --jobs 2
+    python benchmarks/learning_comparison.py --suite hypernet_grid --frames 2.5e5 --seeds 1 2 3 --jobs 2
+    python benchmarks/learning_comparison.py --suite tmaze_small --frames 3e5 --seeds 1 2 3 --jobs 1
     python benchmarks/learning_comparison.py --arms gridworld_varibad gridworld_belief_oracle --frames 3e6
 
 Each run is an ordinary `python main.py` run under --out (default benchmarks/results/); the
@@ -20,12 +21,17 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# name -> (arms, main.py options every arm gets before the command line's own extras)
+_TMAZE_SMALL = ["--env_kwargs", '{"maze_length": 20, "timeout": 40}', "--policy_num_steps", "160",
+                "--policy_layers", "64", "32", "--policy_state_embedding_dim", "32", "--encoder_gru_hidden_size", "64"]
 SUITES = {
     # HyperX (ICML 2021): without hyper-state bonuses the agent circles the mountain / misses later stages
-    "hyperx": ["treasure_hunt_hyperx", "treasure_hunt_varibad", "room_hyperx", "room_varibad"],
-    # Beck et al. 2023/2024: RNN+HN vs RNN vs VI+HN on a grid; SplAgger vs RNN+HN on a T-maze
-    "hypernet": ["gridworld_varibad:rnn_hn", "gridworld_varibad:rnn", "gridworld_varibad:vi_hn",
-                 "tmaze_ln_varibad:splagger", "tmaze_ln_varibad:rnn_hn"],
+    "hyperx": (["treasure_hunt_hyperx", "treasure_hunt_varibad", "room_hyperx", "room_varibad"], []),
+    # Beck et al. 2023/2024: RNN+HN vs RNN vs VI+HN on a grid (+ the task-inference variants)
+    "hypernet_grid": (["gridworld_varibad:rnn_hn", "gridworld_varibad:rnn", "gridworld_varibad:vi_hn",
+                       "gridworld_varibad:ti_hn", "gridworld_varibad:bi_pp_hn"], []),
+    # SplAgger vs RNN+HN on a T-maze (T-LN) small enough for a CPU: length 20, smaller networks
+    "tmaze_small": (["tmaze_ln_varibad:splagger", "tmaze_ln_varibad:rnn_hn"], _TMAZE_SMALL),
 }
 
 
@@ -121,10 +127,10 @@ def main() -> None:
     ap.add_argument("--summary-only", action="store_true")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="further main.py options after --")
     args = ap.parse_args()
-    arms = args.arms or SUITES.get(args.suite)
+    arms, extra = SUITES[args.suite] if args.suite else (args.arms, [])
     if not arms:
         ap.error("give --suite or --arms")
-    extra = [a for a in args.extra if a != "--"]
+    extra = extra + [a for a in args.extra if a != "--"]
     if not args.summary_only:
         run_all(arms, args.seeds, args.frames, args.out, args.jobs, extra)
     table, curves = summarise(arms, args.out)
