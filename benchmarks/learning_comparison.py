@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name -> (arms, main.py options every arm gets before the command line's own extras)
-_TMAZE_SMALL = ["--env_kwargs", '{"maze_length": 20, "timeout": 40}', "--policy_num_steps", "160",
+_TMAZE_SMALL = ["--env_kwargs", '{"maze_length": 20, "max_episode_steps": 40}', "--policy_num_steps", "160",
                 "--policy_layers", "64", "32", "--policy_state_embedding_dim", "32", "--encoder_gru_hidden_size", "64"]
 SUITES = {
     # HyperX (ICML 2021): without hyper-state bonuses the agent circles the mountain / misses later stages

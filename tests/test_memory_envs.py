@@ -37,7 +37,7 @@ def test_registered_names():
 
 # ---------------------------------------------------------------- T-Maze
 def test_tmaze_ln_scripted():
-    env = TMazeLN(2, seed=0, maze_length=5, timeout=10)
+    env = TMazeLN(2, seed=0, maze_length=5, max_episode_steps=10)
     obs = env.reset(tasks=torch.tensor([[1.0], [0.0]]))
     assert obs[:, 0].tolist() == [1, 1] and obs[:, 1].tolist() == [1, -1] and obs[:, 2].tolist() == [0, 0]
     assert set(obs[:, 3].tolist()) <= {-1.0, 1.0}
@@ -58,7 +58,7 @@ def test_tmaze_ln_scripted():
 
 
 def test_tmaze_p1_indicator_and_timeout():
-    env = TMazeLNP1(1, seed=0, maze_length=5, timeout=3, force_right=False, force_final_decision=False)
+    env = TMazeLNP1(1, seed=0, maze_length=5, max_episode_steps=3, force_right=False, force_final_decision=False)
     obs = env.reset(tasks=torch.tensor([[0.0]]))
     assert obs[0, :3].tolist() == [1, 0, 0]
     obs, *_ = env.step(_act(1, RIGHT))
@@ -71,7 +71,7 @@ def test_tmaze_p1_indicator_and_timeout():
 
 @pytest.mark.parametrize("ind1,ind2,up_ok", [(1, 1, True), (0, 0, True), (1, 0, False), (0, 1, False)])
 def test_tmaze_agree(ind1, ind2, up_ok):
-    env = TMazeAgree(2, seed=0, maze_length=6, agree_pos=3, timeout=20)
+    env = TMazeAgree(2, seed=0, maze_length=6, agree_pos=3, max_episode_steps=20)
     obs = env.reset(tasks=torch.tensor([[ind1, ind2], [ind1, ind2]], dtype=torch.float))
     seen = [obs[:, 1].clone()]
     for _ in range(5):
@@ -87,7 +87,7 @@ def test_tmaze_agree(ind1, ind2, up_ok):
 
 def test_tmaze_latent_check_statistics():
     n = 4000
-    env = TMazeLatent(n, seed=0, maze_length=5, timeout=10)
+    env = TMazeLatent(n, seed=0, maze_length=5, max_episode_steps=10)
     tasks = torch.zeros(n, 1)
     tasks[: n // 2] = 1.0
     obs = env.reset(tasks=tasks)
@@ -103,7 +103,7 @@ def test_tmaze_latent_check_statistics():
 
 
 def test_tmaze_ls_intermediate_checks():
-    env = TMazeLS(1, seed=3, maze_length=4, timeout=30)
+    env = TMazeLS(1, seed=3, maze_length=4, max_episode_steps=30)
     obs = env.reset(tasks=torch.tensor([[1.0]]))
     obs, r, *_ = env.step(_act(1, RIGHT))  # RIGHT does not move with checks
     assert env.pos.item() == 0 and r.item() == 0
@@ -175,7 +175,7 @@ def test_planning_game_justgoal_and_tasks():
 
 # ---------------------------------------------------------------- ImageMaze
 def _maze(side, doors):
-    env = ImageMaze(1, seed=0, num_rooms=len(doors), timeout=50)
+    env = ImageMaze(1, seed=0, num_rooms=len(doors), max_episode_steps=50)
     env.reset(tasks=torch.tensor([[float(side)] + [float(d) for d in doors]]))
     return env
 

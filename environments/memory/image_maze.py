@@ -7,7 +7,7 @@ maze is the same for every episode of a task). The start room (row 0) has a colo
 green = the LEFT exit is correct, red = the RIGHT exit is correct. The last room has an exit
 at each side; walking into one ends the episode with ``success_reward`` (4) or
 ``fail_reward`` (-3). Entering a new room gives ``progress_reward`` (0.1). Episodes time out
-after ``timeout`` (200) steps.
+after ``max_episode_steps`` (200) steps.
 
 Actions (Discrete(3)): 0 step left, 1 step forward, 2 step right (blocked by walls).
 
@@ -38,14 +38,14 @@ _MOVES = torch.tensor([[0, -1], [1, 0], [0, 1]], dtype=torch.long)  # (d row, d 
 @ENVS.register("ImageMaze")
 class ImageMaze(MetaEnv):
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", num_rooms: int = 16, lanes: int = 3,
-                 view: int = 5, pixels_per_cell: int = 2, timeout: int = 200, success_reward: float = 4.0,
+                 view: int = 5, pixels_per_cell: int = 2, max_episode_steps: int = 200, success_reward: float = 4.0,
                  fail_reward: float = -3.0, progress_reward: float = 0.1, noise: float | None = None):
         super().__init__(num_envs, seed, device)
         if view % 2 == 0:
             raise ValueError(f"view must be odd, got {view}")
         self.R, self.W, self.view, self.ppc = num_rooms, lanes, view, pixels_per_cell
         self.H, self.Wd = 2 * num_rooms + 1, lanes + 2
-        self.max_episode_steps = timeout
+        self.max_episode_steps = max_episode_steps
         self.success_reward, self.fail_reward, self.progress_reward = success_reward, fail_reward, progress_reward
         self.noise = noise
         self.img_shape = (3, view * pixels_per_cell, view * pixels_per_cell)

@@ -20,7 +20,7 @@ Options (AMRL names in brackets):
     intermediate_checks   RIGHT does not move; in the corridor UP/DOWN equal to the
                     current check moves right and gives ``check_reward`` [intermediate_checks]
     allow_left      LEFT moves left (else no-op)
-    timeout         episode length (truncation); ``timeout_reward`` is added on the last step
+    max_episode_steps  episode length (truncation); ``timeout_reward`` is added on the last step
                     when the episode times out.
 
 Registered: TMaze (= TMaze-LN), TMaze-LN (indicator at 0, forced right, noise),
@@ -43,7 +43,7 @@ LEFT, RIGHT, UP, DOWN = 0, 1, 2, 3
 
 @ENVS.register("TMaze")
 class TMaze(MetaEnv):
-    def __init__(self, num_envs: int, seed: int = 0, device="cpu", maze_length: int = 100, timeout: int = 150,
+    def __init__(self, num_envs: int, seed: int = 0, device="cpu", maze_length: int = 100, max_episode_steps: int = 150,
                  indicator_pos: int | None = 0, agree_pos: int | None = None,
                  latent_p: tuple[float, float] | None = None, force_right: bool = True,
                  force_final_decision: bool = True, intermediate_checks: bool = False, check_reward: float = 0.1,
@@ -62,7 +62,7 @@ class TMaze(MetaEnv):
             if p is not None and not 0 <= p < maze_length - 1:
                 raise ValueError(f"indicator positions must be in [0, {maze_length - 1}), got {p}")
         self.L = maze_length
-        self.max_episode_steps = timeout
+        self.max_episode_steps = max_episode_steps
         self.indicator_pos, self.agree_pos, self.latent_p = indicator_pos, agree_pos, latent_p
         self.force_right, self.force_final = force_right, force_final_decision
         self.checks, self.check_reward, self.allow_left, self.noise = intermediate_checks, check_reward, allow_left, noise
