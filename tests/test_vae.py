@@ -83,7 +83,7 @@ def test_decode_only_past_masks_future_and_prior():
                   vae_avg_reconstruction_terms=True)
     b = _batch(B=1, L=3)
     terms, e_ok, _, _ = vae._elbo_terms(b)
-    err = terms["reward_reconstr_err"][:, 0]
+    err = terms["reward_reconstr_err"][:, 0].detach()
     assert float(err[0]) == 0.0          # the prior has no past to reconstruct
     assert float(err[1]) > 0.0
 
