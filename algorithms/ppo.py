@@ -44,7 +44,8 @@ class PolicyUpdater:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 self.optimiser, lambda k: max(0.0, 1.0 - k / float(anneal_updates)))
 
-    def update(self, storage: RolloutStorage, recompute_latent: Callable[[], torch.Tensor] | None = None,
+    def update(self, storage: RolloutStorage,
+               recompute_latent: Callable[[torch.Tensor | None], torch.Tensor] | None = None,
                extra_loss: Callable[[], torch.Tensor] | None = None,
                extra_optimiser: torch.optim.Optimizer | None = None,
                extra_params: list | None = None, extra_max_grad_norm: float | None = None,
