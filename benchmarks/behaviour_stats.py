@@ -27,12 +27,19 @@ from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.evaluation import run_bamdp  # noqa: E402
 
 
-def behaviour(run_dir: str, num_tasks: int, seed: int) -> dict[str, list[float]]:
+def load_learner(run_dir: str) -> MetaLearner:
+    """The run's final state (last checkpoint) in a scratch MetaLearner; the run dir is only read."""
     cfg = load_run_config(run_dir, {"progress_bar": ["false"]})
     with tempfile.TemporaryDirectory() as tmp:
-        learner = MetaLearner(cfg, os.path.join(tmp, "run"))  # a scratch copy; the run dir is untouched
+        learner = MetaLearner(cfg, os.path.join(tmp, "run"))
         learner._load(load_checkpoint(run_dir))
         learner.logger.close()
+    return learner
+
+
+def behaviour(run_dir: str, num_tasks: int, seed: int) -> dict[str, list[float]]:
+    learner = load_learner(run_dir)
+    cfg = learner.cfg
     inner, R = learner.env.env, cfg.max_rollouts_per_task
     rows = torch.arange(num_tasks)
     counts: dict[str, torch.Tensor] = {}
