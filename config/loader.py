@@ -182,6 +182,9 @@ def validate(cfg: Config) -> None:
     if cfg.use_hypernet and cfg.hypernet_input == "latent" and not (cfg.pass_state_to_policy or cfg.pass_belief_to_policy
                                                                     or cfg.pass_task_to_policy):
         raise ConfigError("the hypernetwork's base net needs an input: also pass the state (--pass_state_to_policy)")
+    if cfg.ppo_minibatch_by_env and not (cfg.rlloss_through_encoder and not cfg.disable_metalearner):
+        raise ConfigError("--ppo_minibatch_by_env only applies with an encoder trained by the RL loss "
+                          "(--rlloss_through_encoder true, e.g. --method rnn_hn)")
     if cfg.pass_task_as_onehot_id and not cfg.pass_task_to_policy:
         raise ConfigError("--pass_task_as_onehot_id needs --pass_task_to_policy true")
     if cfg.task_num_warmup or cfg.ti_coeff is not None:

@@ -68,6 +68,10 @@ def test_method_presets_and_refusals():
     cfg = resolve("gridworld_varibad", {"method": ["splagger"], "latent_dim": ["8"]})
     assert cfg.use_hypernet and cfg.encoder_skip_type == "split" and cfg.latent_dim == 8  # CLI beats method
     assert resolve("gridworld_varibad", {"method": ["bi_pp_hn"]}).ti_target == "base_net"
+    with pytest.raises(ConfigError, match="only applies with an encoder trained by the RL loss"):
+        resolve("gridworld_varibad", {"ppo_minibatch_by_env": ["true"]})
+    with pytest.raises(ConfigError, match="needs --pass_task_to_policy"):
+        resolve("gridworld_varibad", {"pass_task_as_onehot_id": ["true"]})
     with pytest.raises(ConfigError, match="needs a hypernetwork"):
         resolve("gridworld_varibad", {"method": ["ti"], "ti_target": ["base_net"]})
     with pytest.raises(ConfigError, match="Did you mean: splagger"):
