@@ -11,7 +11,8 @@ import pkgutil
 from types import SimpleNamespace
 from typing import Any
 
-from config.schema import GROUPS, OPTIONS, Option
+from config.errors import ConfigError
+from config.schema import EXTENSION_MODULES, GROUPS, OPTIONS, Option
 from utils.registry import closest
 
 import config.presets as _presets_pkg
@@ -19,10 +20,6 @@ import config.presets as _presets_pkg
 DEFAULT_ENV_TYPE = "gridworld_varibad"
 _TRUE = {"true", "1", "yes", "y", "t", "on"}
 _FALSE = {"false", "0", "no", "n", "f", "off"}
-
-
-class ConfigError(ValueError):
-    """Bad option, value or preset: main prints the message and exits with status 2."""
 
 
 class Config(SimpleNamespace):
@@ -158,7 +155,25 @@ def resolve(env_type: str, overrides: dict[str, list[str]] | None = None,
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field rules, checked once, with messages that say how to fix the command."""
+    """Cross-field rules, checked once, with messages that say how to fix the command: the
+    general ones, the VariBAD loop's (only for its configs) and each option module's."""
+    from trainers import TRAINERS  # names only; nothing heavy is imported
+
+    if cfg.trainer not in TRAINERS:
+        raise ConfigError(f"--trainer: unknown trainer {cfg.trainer!r}.{closest(cfg.trainer, TRAINERS)} "
+                          f"Available: {', '.join(sorted(TRAINERS))}")
+    for key in ("num_frames", "num_threads", "log_interval", "eval_interval", "vis_interval", "save_interval"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"--{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.trainer == "varibad":
+        validate_varibad(cfg)
+    for mod in EXTENSION_MODULES:
+        if hasattr(mod, "validate"):
+            mod.validate(cfg)
+
+
+def validate_varibad(cfg: Config) -> None:
+    """Rules of the VariBAD-family loop (metalearner.py)."""
     positive = ("num_frames", "num_processes", "policy_num_steps", "max_rollouts_per_task",
                 "ppo_num_epochs", "ppo_num_minibatch", "num_eval_envs", "num_threads", "log_interval",
                 "eval_interval", "vis_interval", "save_interval", "latent_dim", "vae_batch_num_trajs")

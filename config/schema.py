@@ -36,6 +36,8 @@ def _add(group: str, name: str, type_: str, default, help_: str, choices=None, o
 g = "general"
 _add(g, "env_name", "str", "GridNavi", "registered environment (see environments/)")
 _add(g, "env_kwargs", "json", {}, "extra keyword arguments for the env constructor, as JSON")
+_add(g, "trainer", "str", "varibad",
+     "training loop: varibad (the on-policy VariBAD family loop) or a sibling trainer registered in trainers/")
 _add(g, "method", "str", None, "method preset applied on top of the env-type (see config/methods.py)",
      optional=True)
 _add(g, "num_frames", "int", 20_000_000, "total environment frames to train for")
@@ -232,6 +234,32 @@ _add(g, "save_interval", "int", 1000, "checkpoint every k updates")
 _add(g, "num_eval_envs", "int", 16, "env copies (= tasks) per evaluation")
 _add(g, "progress_bar", "bool", True, "show a progress bar on stderr")
 
+# ----- option groups of other trainers and components -----------------------------------------
+# Each module defines ``add_options(add)`` (``add`` has the signature of ``_add``) and may define
+# ``validate(cfg)`` (cross-field rules, raising config.errors.ConfigError). Adding a trainer or a
+# component with options means adding its module here, not editing the groups above.
+EXTENSIONS = ("config.options_dreams", "config.options_maml", "config.options_hyperzero")
+
+
+def _load_extensions() -> list:
+    import importlib
+
+    mods = []
+    for name in EXTENSIONS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        mod.add_options(_add)
+        mods.append(mod)
+    return mods
+
+
+EXTENSION_MODULES = _load_extensions()
 OPTIONS: dict[str, Option] = {o.name: o for o in _OPTIONS}
+if len(OPTIONS) != len(_OPTIONS):
+    raise RuntimeError("an option is defined twice in the schema")
 GROUPS: list[str] = list(dict.fromkeys(o.group for o in _OPTIONS))
 
