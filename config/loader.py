@@ -6,13 +6,16 @@ optionally ``EXTENDS = "<other preset>"``. Only differences are written down.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import math
+import os
 import pkgutil
 from types import SimpleNamespace
 from typing import Any
 
 from config.errors import ConfigError
-from config.schema import EXTENSION_MODULES, GROUPS, OPTIONS, Option
+from config.schema import EXTENSION_MODULES, GROUPS, OPTIONS, Option, _num
 from utils.registry import closest
 
 import config.presets as _presets_pkg
@@ -71,18 +74,19 @@ def _method(name: str) -> dict[str, Any]:
 
 
 def parse_value(opt: Option, tokens: list[str]) -> Any:
-    """Convert CLI tokens to the option's type, with messages that say what was expected."""
+    """Convert CLI tokens to the option's type and check its range, with messages that say what was
+    expected. Always returns a value or raises ``ConfigError`` (never another exception)."""
     where = f"--{opt.name}"
     if opt.optional and len(tokens) == 1 and tokens[0].lower() == "none":
         return None
     if opt.type.endswith("_list"):
         base = opt.type[:-5]
         if len(tokens) == 1 and tokens[0] in ("[]", ""):
-            return []
-        return [_scalar(base, t, where) for t in tokens]
+            return check_value(opt, [])
+        return check_value(opt, [_scalar(base, t, where) for t in tokens])
     if len(tokens) != 1:
         raise ConfigError(f"{where} takes one value, got {len(tokens)}: {' '.join(tokens) or '(none)'}")
-    return _scalar(opt.type, tokens[0], where, opt.choices)
+    return check_value(opt, _scalar(opt.type, tokens[0], where, opt.choices))
 
 
 def _scalar(kind: str, tok: str, where: str, choices=None) -> Any:
@@ -104,12 +108,104 @@ def _scalar(kind: str, tok: str, where: str, choices=None) -> Any:
             val = json.loads(tok)
         else:
             val = tok
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, OverflowError, RecursionError, json.JSONDecodeError):
         expected = {"bool": "true/false/1/0", "int": "an integer (1e7 is fine)", "float": "a number",
                     "json": "JSON"}.get(kind, kind)
-        raise ConfigError(f"{where}: {tok!r} is not {expected}") from None
+        raise ConfigError(f"{where}: {_short(tok)} is not {expected}") from None
     if choices and val not in choices:
         raise ConfigError(f"{where}: {val!r} is not one of {', '.join(map(str, choices))}")
+    return val
+
+
+def _short(val: Any, limit: int = 60) -> str:
+    """repr of a value, cut to ``limit`` characters (messages stay one line)."""
+    text = f"{val:.3g}" if isinstance(val, int) and not isinstance(val, bool) and abs(val) > 10**15 else repr(val)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_KIND = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+         "int_list": "a list of integers", "float_list": "a list of numbers", "json": "JSON"}
+
+
+def _typed(opt: Option, val: Any, where: str) -> Any:
+    """Check the Python type of an already typed value (preset, method, config.json)."""
+    kind = opt.type
+    ok = {"bool": lambda v: isinstance(v, bool),
+          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "str": lambda v: isinstance(v, str),
+          "int_list": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                      for x in v),
+          "float_list": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, (int, float))
+                                                                        and not isinstance(x, bool) for x in v)}
+    if kind == "json":
+        try:
+            json.dumps(val, allow_nan=True)
+        except (TypeError, ValueError, RecursionError):
+            raise ConfigError(f"{where}: {_short(val)} is not JSON") from None
+        return val
+    if kind in ok and not ok[kind](val):
+        raise ConfigError(f"{where}: {_short(val)} is not {_KIND[kind]}")
+    return list(val) if isinstance(val, tuple) else val
+
+
+def _in_range(opt: Option, x: Any, where: str) -> None:
+    if isinstance(x, float) and opt.finite and not math.isfinite(x):
+        raise ConfigError(f"{where}: {x} is not a finite number")
+    if opt.low is None and opt.high is None:
+        return
+    too_low = opt.low is not None and (x < opt.low if opt.low_inclusive else x <= opt.low)
+    too_high = opt.high is not None and (x > opt.high if opt.high_inclusive else x >= opt.high)
+    if too_low or too_high:
+        if isinstance(x, int) and opt.low_inclusive and opt.high_inclusive:  # counts: the CLI's old wording
+            bound = f">= {_num(opt.low)}" if too_low else f"<= {_num(opt.high)}"
+            raise ConfigError(f"{where} must be {bound}, got {_short(x)}")
+        rng = opt.describe_range()
+        raise ConfigError(f"{where}: {x} is not {'in ' if rng[0] in '[(' else ''}{rng}")
+
+
+def _check_rule(opt: Option, val: Any, where: str) -> None:
+    if opt.rule == "object" and not isinstance(val, dict):
+        raise ConfigError(f"{where}: {_short(val)} is not a JSON object (write it like '{{\"key\": 1}}')")
+    if opt.rule in ("nonempty", "name") and isinstance(val, str):
+        if not val.strip():
+            raise ConfigError(f"{where}: an empty value is not allowed")
+        if any(ord(c) < 32 for c in val):
+            raise ConfigError(f"{where}: {_short(val)} contains control characters")
+    if opt.rule == "name" and isinstance(val, str):
+        seps = {"/", "\\"} | {s for s in (os.sep, os.altsep) if s}
+        if any(s in val for s in seps) or ".." in val or val in (".", "~") or len(val) > 200:
+            raise ConfigError(f"{where}: {_short(val)} must be a plain name (no path separators, no '..', "
+                              f"at most 200 characters)")
+
+
+def check_value(opt: Option, val: Any, source: str = "") -> Any:
+    """Check a typed value against the option's type, choices and range; return it (tuples become
+    lists). ``source`` (e.g. "preset 'x'") is added to the message. Raises ``ConfigError``."""
+    where = f"--{opt.name}"
+    try:
+        if val is None:
+            if not opt.optional:
+                raise ConfigError(f"{where}: a value is required (none is not allowed)")
+            return None
+        val = _typed(opt, val, where)
+        if opt.choices and val not in opt.choices:
+            raise ConfigError(f"{where}: {_short(val)} is not one of {', '.join(map(str, opt.choices))}")
+        if opt.type.endswith("_list"):
+            if opt.min_len is not None and len(val) < opt.min_len:
+                raise ConfigError(f"{where}: needs at least {opt.min_len} value{'s' if opt.min_len > 1 else ''}, "
+                                  f"got {len(val)}")
+            if opt.max_len is not None and len(val) > opt.max_len:
+                raise ConfigError(f"{where}: at most {opt.max_len} values, got {len(val)}")
+            for item in val:
+                _in_range(opt, item, where + " items")
+        elif opt.type in ("int", "float"):
+            _in_range(opt, val, where)
+        _check_rule(opt, val, where)
+    except ConfigError as err:
+        if source:
+            raise ConfigError(f"{err} (from {source})") from None
+        raise
     return val
 
 
@@ -132,26 +228,97 @@ def split_cli(argv: list[str]) -> dict[str, list[str]]:
 
 
 def resolve(env_type: str, overrides: dict[str, list[str]] | None = None,
-            values: dict[str, Any] | None = None) -> Config:
-    """Defaults -> preset -> (already typed) ``values`` -> CLI-token ``overrides``."""
+            values: dict[str, Any] | None = None, values_from: str = "the given values") -> Config:
+    """Defaults -> preset -> (already typed) ``values`` -> CLI-token ``overrides``.
+
+    Every value, wherever it came from, is checked against its option's type and range
+    (``check_value``); a message names the source of a bad value that did not come from the
+    command line (``values_from`` names ``values``, e.g. "config.json of the resumed run")."""
     cfg = {name: opt.default for name, opt in OPTIONS.items()}
-    cfg.update(_load_preset(env_type))
+    source = dict.fromkeys(cfg, "the schema default")
+    preset = _load_preset(env_type)
+    cfg.update(preset)
+    source.update(dict.fromkeys(preset, f"preset {env_type!r}"))
     method = (values or {}).get("method") or (overrides or {}).get("method", [None])[0]
     if method is not None:
-        cfg.update(_method(method))
+        if not isinstance(method, str):
+            raise ConfigError(f"--method: {_short(method)} is not a string")
+        chosen = _method(method)
+        cfg.update(chosen)
+        source.update(dict.fromkeys(chosen, f"--method {method}"))
     for key, val in (values or {}).items():
         if key not in OPTIONS:
-            raise ConfigError(f"unknown option {key!r}.{closest(key, OPTIONS)}")
+            raise ConfigError(f"unknown option {key!r} in {values_from}.{closest(str(key), OPTIONS)}")
         cfg[key] = val
+        source[key] = values_from
     for key, tokens in (overrides or {}).items():
         if key not in OPTIONS:
             raise ConfigError(f"unknown option --{key}.{closest(key, OPTIONS)} "
                               f"Run `python main.py --help` for all options.")
         cfg[key] = parse_value(OPTIONS[key], tokens)
+        source[key] = ""  # checked by parse_value
+    for key, opt in OPTIONS.items():
+        if source[key]:
+            cfg[key] = check_value(opt, cfg[key], source[key])
     cfg["env_type"] = env_type
     config = Config(**cfg)
     validate(config)
     return config
+
+
+def check_device(name: str) -> None:
+    """Refuse a device this machine does not have: ``ConfigError`` such as
+    "--device cuda: no CUDA device is visible on this machine". "cpu" and "auto" always pass."""
+    if name in ("cpu", "auto"):
+        return
+    if not isinstance(name, str) or not (name == "cuda" or name.startswith("cuda:")):
+        raise ConfigError(f"--device {name}: not a device (use cpu, cuda, cuda:<index> or auto)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is visible on this machine "
+                          f"(use --device cpu or --device auto)")
+    index = name.partition(":")[2]
+    if index:
+        count = torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s), "
+                              f"cuda:0 ... cuda:{count - 1}")
+
+
+_ENV_BASE_ARGS = ("num_envs", "seed", "device")  # given by the trainer, not by --env_kwargs
+
+
+def check_env_kwargs(env_name: str, kwargs: dict) -> None:
+    """Refuse ``--env_kwargs`` keys the env's constructor does not take (before anything is
+    created): ``ConfigError`` naming the unknown keys and the accepted ones. Envs whose
+    constructor takes ``**kwargs`` accept any key. An unknown env name is a ``ConfigError`` too."""
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"--env_kwargs: {_short(kwargs)} is not a JSON object")
+    from environments import ENVS
+
+    try:
+        env_cls = ENVS.get(env_name)
+    except KeyError as err:
+        raise ConfigError(f"--env_name: {err.args[0]}") from None
+    try:
+        params = inspect.signature(env_cls).parameters
+    except (TypeError, ValueError):  # no introspectable signature: nothing to check
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                           inspect.Parameter.KEYWORD_ONLY)
+                and n not in _ENV_BASE_ARGS]
+    reserved = sorted(k for k in kwargs if k in _ENV_BASE_ARGS)
+    if reserved:
+        raise ConfigError(f"--env_kwargs: {', '.join(reserved)} cannot be set here "
+                          f"(use --num_processes / --seed / --device)")
+    unknown = sorted(str(k) for k in kwargs if k not in accepted)
+    if unknown:
+        hint = closest(unknown[0], accepted)
+        raise ConfigError(f"--env_kwargs: {env_name} does not take {', '.join(map(repr, unknown))}.{hint}"
+                          f" Accepted: {', '.join(accepted) or '(none)'}")
 
 
 def validate(cfg: Config) -> None:
