@@ -7,11 +7,10 @@
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from config.loader import DEFAULT_ENV_TYPE, ConfigError, describe_options, env_types, resolve, split_cli
+from utils.run_dir import load_run_config
 
 USAGE = """usage: python main.py [--env-type NAME] [--<option> VALUE ...]
        python main.py --resume RUN_DIR [--num_frames N]
@@ -43,18 +42,6 @@ def parse(argv: list[str]):
     return "train", env_type[0], args
 
 
-def load_run_config(run_dir: str, overrides: dict):
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise ConfigError(f"--resume {run_dir}: no config.json there (is this a run directory?)")
-    if not os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint.pt")):
-        raise ConfigError(f"--resume {run_dir}: the run has no checkpoint yet; nothing to resume")
-    with open(path) as f:
-        saved = json.load(f)
-    env_type = saved.pop("env_type")
-    return resolve(env_type, overrides, values=saved)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -70,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}\n{USAGE}", file=sys.stderr)
         return 2
 
-    from metalearner import MetaLearner, NonFiniteError  # heavy imports after the CLI checks
+    from trainers import build_trainer  # heavy imports after the CLI checks
+    from trainers.base import Interrupted, NonFiniteError
     from utils.logger import new_run_dir
 
     if mode == "resume":
@@ -85,18 +73,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         run_dir = new_run_dir(cfg.results_log_dir, cfg.env_name, cfg.exp_label, cfg.seed)
     print(f"{'resuming' if mode == 'resume' else 'training'} {cfg.env_type} -> {run_dir}", flush=True)
-    learner = None
     try:
-        learner = MetaLearner(cfg, run_dir, resume=mode == "resume")
-        result = learner.train()
+        result = build_trainer(cfg, run_dir, resume=mode == "resume").train()
     except NonFiniteError as err:
         print(f"error: training stopped: {err}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        if learner is None:
-            return 130
-        learner.save()
+    except Interrupted:
         print(f"\ninterrupted; checkpoint saved. Continue with: python main.py --resume {run_dir}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\naborted (no checkpoint of this iteration)", file=sys.stderr)
         return 130
     print("final evaluation, return per episode: " + " ".join(f"{r:.3f}" for r in result.get("returns", [])))
     return 0

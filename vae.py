@@ -27,7 +27,7 @@ from torch import nn
 
 from algorithms.ppo import make_optimiser
 from models.decoder import RewardDecoder, StateDecoder, TaskDecoder
-from models.encoder import build_encoder, sample_gaussian
+from models.encoder import Posterior, build_encoder, sample_gaussian
 from utils.spec import RunSpec
 
 
@@ -247,7 +247,7 @@ class VAE:
 
     # ---- encoding ---------------------------------------------------------------------------
     @torch.no_grad()
-    def encode_running(self):
+    def encode_running(self) -> Posterior:
         """Re-encode every copy's unfinished trajectory with the current encoder; returns
         the posterior at the current step (the prior for copies at the start of a BAMDP)."""
         run = self.buffer.running_batch()
@@ -255,7 +255,7 @@ class VAE:
                                    prev_states=run.prev_obs)
         idx = run.lengths.clamp_max(post.mean.shape[0] - 1)
         rows = torch.arange(len(idx), device=idx.device)
-        return post.mean[idx, rows], post.logvar[idx, rows], post.hidden[idx, rows]
+        return Posterior(post.mean[idx, rows], post.logvar[idx, rows], post.hidden[idx, rows])
 
     # ---- the ELBO ---------------------------------------------------------------------------
     def ready(self) -> bool:

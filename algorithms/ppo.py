@@ -26,7 +26,7 @@ def make_optimiser(params, kind: str, lr: float, eps: float = 1e-8) -> torch.opt
 
 
 class PolicyUpdater:
-    def __init__(self, policy: nn.Module, algo: str = "ppo", lr: float = 7e-4, eps: float = 1e-8,
+    def __init__(self, policy: nn.Module, algo: str = "ppo", *, lr: float = 7e-4, eps: float = 1e-8,
                  optimiser: str = "adam", epochs: int = 2, minibatches: int = 4, clip: float = 0.1,
                  value_coef: float = 0.5, entropy_coef: float = 0.01, max_grad_norm: float | None = 0.5,
                  huber: bool = True, clipped_value: bool = True, anneal_updates: int | None = None,

@@ -124,3 +124,11 @@ class BAMDPWrapper:
         self.env.load_state_dict(state["env"])
         self.episode.copy_(state["episode"])
         self.bamdp_step.copy_(state["bamdp_step"])
+
+
+def build_env(cfg, num_envs: int, seed: int, device) -> BAMDPWrapper:
+    """The BAMDP of a run's config (``env_name``, ``env_kwargs``, ``max_rollouts_per_task``)."""
+    from environments.registry import make_env
+
+    env = make_env(cfg.env_name, num_envs=num_envs, seed=seed, device=device, **cfg.env_kwargs)
+    return BAMDPWrapper(env, cfg.max_rollouts_per_task)

@@ -210,7 +210,7 @@ class _BaseNet(nn.Module):
 class HyperActorCritic(nn.Module):
     """Hypernetwork actor-critic body. See the module docstring."""
 
-    def __init__(self, base_in_dim: int, cond_dim: int, hidden_layers: list[int], actor_out_dim: int,
+    def __init__(self, base_in_dim: int, cond_dim: int, hidden_layers: list[int], actor_out_dim: int, *,
                  activation: str = "tanh", hypernet_layers: list[int] | None = None,
                  generated_layers: list[bool] | None = None, head_bias: bool = True,
                  init: str = "bias_hyperinit", film: bool = False, actor_head_gain: float = 0.01):

@@ -1,54 +1,49 @@
 """Evaluation: fresh tasks, deterministic actions, one BAMDP (R episodes) per copy.
 
 Returns per episode k = 1..R, averaged over copies (= tasks). Rewards are the raw env
-rewards; no training statistic is updated here.
+rewards; no training statistic is updated here. Works on an ``agent.Agent`` and an env; no
+trainer is involved.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-
-def _latent(learner, post):
-    return learner._latent_input(post.mean, post.logvar)
+from environments.bamdp import build_env
 
 
 @torch.no_grad()
-def run_bamdp(learner, num_envs: int, seed: int, record: bool = False, on_step=None) -> dict:
-    """Roll the policy deterministically through one BAMDP per copy. ``on_step(info, episode,
-    live)`` (optional) sees every step's info, episode index [N] and still-running mask [N]."""
-    from metalearner import build_env, policy_inputs
-
-    cfg, spec, vae = learner.cfg, learner.spec, learner.vae
-    env = build_env(cfg, num_envs, seed, learner.device)
+def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None) -> dict:
+    """Roll the agent deterministically through one BAMDP per copy of ``env`` (a BAMDP
+    wrapper, freshly reset here). ``on_step(info, episode, live)`` (optional) sees every
+    step's info, episode index [N] and still-running mask [N]. ``bonus``: a HyperX
+    ``ExplorationBonus`` whose per-episode returns along the way are reported (never added)."""
+    cfg, spec, vae = agent.cfg, agent.spec, agent.vae
+    num_envs = env.num_envs
     obs = env.reset()
     rows = torch.arange(num_envs, device=env.device)
     R = cfg.max_rollouts_per_task
     out = {k: torch.zeros(num_envs, R, device=env.device) for k in ("return", "success", "sparse", "dense")}
     seen = {"success": False, "sparse_reward": False}
     active = torch.ones(num_envs, dtype=torch.bool, device=env.device)
-    encoder = vae.acting_encoder if vae else None  # the encoder the policy acts with
-    post = encoder.prior(num_envs) if vae else None
+    belief = agent.initial_belief(num_envs)
+    encode = agent.belief_updater(num_envs) if vae else None
     trace = {k: [] for k in ("obs", "next_obs", "actions", "raw_actions", "rewards", "episode", "pos", "mean",
                              "logvar", "belief")}
     task = env.get_task()[0].cpu().numpy()
-    bonus = learner.bonus
     if bonus is not None:  # what the exploration bonus would pay along the way (never added)
         env.record_belief = not vae and bonus.uses_beliefs
         env.record_task = cfg.exploration_bonus_vae_error and cfg.decode_task
         steps = {k: [] for k in ("next_obs", "belief", "done", "prev_obs", "actions", "rewards", "task", "episode",
                                  "active")}
-    if vae:
-        prior, h0 = encoder.prior(1), encoder.initial_hidden(num_envs)
     for _ in range(spec.horizon):
-        latent = _latent(learner, post) if vae else None
-        inputs = policy_inputs(cfg, env, obs, latent)
-        act = learner.policy.act(inputs, deterministic=True)
+        inputs = agent.inputs(env, obs, agent.latent(belief))
+        act = agent.act(inputs, deterministic=True)
         if record:
             trace["obs"].append(obs[0].cpu().numpy())
             if vae:
-                trace["mean"].append(post.mean[0].cpu().numpy())
-                trace["logvar"].append(post.logvar[0].cpu().numpy())
+                trace["mean"].append(belief.mean[0].cpu().numpy())
+                trace["logvar"].append(belief.logvar[0].cpu().numpy())
             if env.belief_dim:
                 trace["belief"].append(env.get_belief()[0].cpu().numpy())
         next_obs, reward, done, info = env.step(act.env_action)
@@ -63,18 +58,14 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False, on_step=N
             seen["sparse_reward"] = True
             out["sparse"][rows, ep] += info["sparse_reward"] * live
             out["dense"][rows, ep] += info["dense_reward"] * live
+        enc_action = agent.encoder_action(act.action)
         if vae:
-            enc_action = learner._encoder_action(act.action)
-            post = encoder.step(enc_action, info["next_obs"], reward[:, None], post.hidden, prev_state=obs)
-            posterior = torch.cat([post.mean, post.logvar], -1)  # b_{t+1}, before a task reset
-            new_task = done[:, None]  # the next observation belongs to a new task: prior
-            post = type(post)(torch.where(new_task, prior.mean, post.mean),
-                              torch.where(new_task, prior.logvar, post.logvar), torch.where(new_task, h0, post.hidden))
+            belief, posterior = encode(belief, enc_action, info["next_obs"], reward, obs, done)
         if bonus is not None:
             for key, val in (("next_obs", info["next_obs"]), ("done", done), ("prev_obs", obs), ("rewards", reward),
                              ("episode", ep), ("active", active.clone()),
                              ("belief", posterior if vae else info.get("next_belief")),
-                             ("actions", learner._encoder_action(act.action)), ("task", info.get("task"))):
+                             ("actions", enc_action), ("task", info.get("task"))):
                 steps[key].append(val)
         if record:
             trace["actions"].append(act.env_action[0].cpu().numpy())
@@ -96,7 +87,7 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False, on_step=N
         res["dense_return"] = out["dense"].mean(0).tolist()
     bonus_steps = None
     if bonus is not None:
-        res.update(_bonus_returns(learner, {k: v for k, v in steps.items() if v and v[0] is not None}, num_envs, R))
+        res.update(_bonus_returns(agent, bonus, {k: v for k, v in steps.items() if v and v[0] is not None}, num_envs, R))
         bonus_steps = res.pop("bonus_steps")
     if record:
         res["trace"] = {k: np.asarray(v) for k, v in trace.items() if len(v)}
@@ -106,19 +97,19 @@ def run_bamdp(learner, num_envs: int, seed: int, record: bool = False, on_step=N
     return res
 
 
-def _bonus_returns(learner, steps: dict, num_envs: int, R: int) -> dict:
+def _bonus_returns(agent, bonus, steps: dict, num_envs: int, R: int) -> dict:
     """Per-episode sums of the bonuses along the evaluation BAMDP, with training's statistics
     (not updated here): ``return_bonus`` is what training would add now (annealed),
     ``return_bonus_<name>`` each normalised, weighted bonus before annealing."""
-    cfg, z = learner.cfg, learner.cfg.latent_dim
+    from components.hyperx import vae_error_fn
+
     st = {k: torch.stack(v) for k, v in steps.items()}
     vae_error = None
-    if cfg.exploration_bonus_vae_error:
-        post = st["belief"]
-        vae_error = lambda: learner.vae.transition_error(  # noqa: E731
-            post[..., :z], post[..., z:], st["prev_obs"], st["actions"], st["next_obs"], st["rewards"], st.get("task"))
-    total, _, parts = learner.bonus.compute(st["next_obs"], st.get("belief"), st["done"], vae_error=vae_error,
-                                            update_stats=False, return_parts=True)
+    if agent.cfg.exploration_bonus_vae_error:
+        vae_error = vae_error_fn(agent.vae, st["belief"], st["prev_obs"], st["actions"], st["next_obs"], st["rewards"],
+                                 st.get("task"))
+    total, _, parts = bonus.compute(st["next_obs"], st.get("belief"), st["done"], vae_error=vae_error,
+                                    update_stats=False, return_parts=True)
     live = st["active"].float()
     out = {}
     for name, values in [("", total)] + [(f"_{k}", v) for k, v in parts.items()]:
@@ -129,10 +120,12 @@ def _bonus_returns(learner, steps: dict, num_envs: int, R: int) -> dict:
     return out
 
 
-def evaluate(learner, seed: int) -> dict:
-    return run_bamdp(learner, learner.cfg.num_eval_envs, seed)
+def evaluate(agent, seed: int, num_envs: int | None = None, bonus=None, on_step=None) -> dict:
+    """Returns (and success, bonus returns, ...) per BAMDP episode over ``num_envs`` fresh tasks."""
+    env = build_env(agent.cfg, num_envs or agent.cfg.num_eval_envs, seed, agent.device)
+    return run_bamdp(agent, env, on_step=on_step, bonus=bonus)
 
 
-def single_rollout(learner, seed: int) -> dict:
+def single_rollout(agent, seed: int, bonus=None) -> dict:
     """One copy, recorded step by step, for the behaviour / latent plots."""
-    return run_bamdp(learner, 1, seed, record=True)["trace"]
+    return run_bamdp(agent, build_env(agent.cfg, 1, seed, agent.device), record=True, bonus=bonus)["trace"]

@@ -45,22 +45,23 @@ def plot_learning_curves(csv_path: str, out: str) -> None:
     _save(fig, out)
 
 
-def plot_behaviour(learner, trace: dict, folder: str, it: int) -> None:
-    env = learner.env.env
+def plot_behaviour(agent, env, trace: dict, folder: str, it: int) -> None:
+    """Behaviour, beliefs, latents, bonus and VAE loss of one recorded BAMDP of ``agent`` on
+    ``env`` (the inner, unwrapped env)."""
     os.makedirs(folder, exist_ok=True)
-    if learner.vae is not None:
-        learner.vae.wait()  # the plots read the decoders: no update may run meanwhile
+    if agent.vae is not None:
+        agent.vae.wait()  # the plots read the decoders: no update may run meanwhile
     if hasattr(env, "plot_rollout"):
         env.plot_rollout(trace, os.path.join(folder, f"{it}_behaviour.png"))
     elif hasattr(env, "cell_id"):
-        plot_grid_belief(learner, trace, os.path.join(folder, f"{it}_behaviour.png"))
+        plot_grid_belief(agent, env, trace, os.path.join(folder, f"{it}_behaviour.png"))
     if "mean" in trace:
         plot_latents(trace, os.path.join(folder, f"{it}_latents.png"))
     pos = trace.get("pos")
     if "bonus" in trace and pos is not None and np.asarray(pos).reshape(len(trace["bonus"]), -1).shape[1] == 1:
         plot_bonus_over_x(trace, os.path.join(folder, f"{it}_bonus.png"))
-    if learner.vae is not None and learner.vae.has_decoder:
-        plot_vae_elbo_terms(learner, trace, os.path.join(folder, f"{it}_vae_loss.png"))
+    if agent.vae is not None and agent.vae.has_decoder:
+        plot_vae_elbo_terms(agent, trace, os.path.join(folder, f"{it}_vae_loss.png"))
 
 
 def plot_point_rollout(trace: dict, path: str, goal_radius=None, full_circle: bool = False) -> None:
@@ -82,12 +83,12 @@ def plot_point_rollout(trace: dict, path: str, goal_radius=None, full_circle: bo
 
 
 @torch.no_grad()
-def _grid_beliefs(learner, trace) -> np.ndarray:
+def _grid_beliefs(agent, trace) -> np.ndarray:
     """[T, cells]: exact belief (oracle) or the VAE's: normalised sigmoid of the multi-head
     reward decoder at the posterior mean."""
-    vae = learner.vae
+    vae = agent.vae
     if vae is not None and vae.reward_decoder is not None and vae.reward_decoder.multihead:
-        logits = vae.reward_decoder(torch.as_tensor(trace["mean"], device=learner.device))
+        logits = vae.reward_decoder(torch.as_tensor(trace["mean"], device=agent.device))
         p = torch.sigmoid(logits)
         return (p / p.sum(-1, keepdim=True)).cpu().numpy()
     if "belief" in trace:
@@ -95,12 +96,11 @@ def _grid_beliefs(learner, trace) -> np.ndarray:
     return None
 
 
-def plot_grid_belief(learner, trace: dict, path: str) -> None:
+def plot_grid_belief(agent, env, trace: dict, path: str) -> None:
     """One panel per step (rows: episodes): belief over goal cells (red), path so far
     (blue), goal (green star). Drawn as one mosaic image: fast even for 4 x 15 panels."""
     plt = _plt()
-    env = learner.env.env
-    n, beliefs = env.num_cells, _grid_beliefs(learner, trace)
+    n, beliefs = env.num_cells, _grid_beliefs(agent, trace)
     obs, ep = trace["obs"][:, :2], trace["episode"]
     R, H = int(ep.max()) + 1, int(np.sum(ep == 0))
     cell = n + 1  # panel size incl. a 1-cell gap
@@ -153,14 +153,14 @@ def plot_latents(trace: dict, path: str) -> None:
 
 
 @torch.no_grad()
-def plot_vae_elbo_terms(learner, trace: dict, path: str) -> None:
+def plot_vae_elbo_terms(agent, trace: dict, path: str) -> None:
     """Reconstruction error of the whole trajectory under each posterior t, and its KL."""
-    vae, dev = learner.vae, learner.device
+    vae, dev = agent.vae, agent.device
     if "next_obs" not in trace or len(trace["rewards"]) < 2:
         return
     T = len(trace["rewards"])
     f = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32, device=dev).reshape(T, 1, -1)  # noqa: E731
-    actions = learner._encoder_action(torch.as_tensor(trace["raw_actions"], device=dev)).reshape(T, 1, -1)
+    actions = agent.encoder_action(torch.as_tensor(trace["raw_actions"], device=dev)).reshape(T, 1, -1)
     batch = dict(prev_obs=f(trace["obs"]), actions=actions.float(), rewards=f(trace["rewards"]),
                  next_obs=f(trace["next_obs"]))
     from types import SimpleNamespace
