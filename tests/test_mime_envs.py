@@ -307,3 +307,16 @@ def test_plot_rollout_writes_png(name, tmp_path):
     path = tmp_path / "r.png"
     env.plot_rollout(trace, str(path))
     assert path.stat().st_size > 1000
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("name", ALL)
+def test_runs_on_gpu(name, tmp_path):
+    env = make_env(name, 4, device="cuda")
+    obs = env.reset(tasks=env.test_tasks()[:1].repeat(4, 1))
+    obs, r, term, trunc, info = env.step(torch.zeros(4, *env.action_space.shape, device="cuda"))
+    assert obs.device.type == r.device.type == env.sample_tasks(3).device.type == env.test_tasks().device.type == "cuda"
+    if hasattr(env, "plot_rollout"):
+        trace = {"obs": obs.cpu().numpy(), "pos": info["pos"][:1].cpu().numpy(), "rewards": r[:1].cpu().numpy(),
+                 "task": env.get_task()[0].cpu().numpy(), "episode": np.zeros(1, dtype=int)}
+        env.plot_rollout(trace, str(tmp_path / "r.png"))

@@ -141,7 +141,7 @@ class DogFeeding(MetaEnv):
         fig = Figure(figsize=(5, 5))
         ax = fig.subplots()
         ax.imshow(~self.blocked.cpu().numpy(), cmap="gray", origin="lower", extent=(0, 10, 0, 10), vmin=0, vmax=1)
-        food = int(self.task_to_id(torch.as_tensor(np.asarray(rollout["task"]), dtype=torch.float32)))
+        food = int(self.task_to_id(torch.as_tensor(np.asarray(rollout["task"]), dtype=torch.float32, device=self.device)))
         for i, (bx, by) in enumerate(BOWLS):
             ax.add_patch(Circle((bx, by), BOWL_RADIUS, fill=i == food, color="orange", alpha=0.8))
         start = np.asarray(START)
