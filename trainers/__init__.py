@@ -13,6 +13,7 @@ import importlib
 
 TRAINERS: dict[str, str] = {
     "varibad": "metalearner:MetaLearner",
+    "maml": "trainers.maml:MAMLTrainer",
 }
 
 
