@@ -9,3 +9,7 @@ try:  # MuJoCo envs need the `mujoco` package
     import environments.mujoco  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+try:  # contextual DMC tasks (HyperZero) need `dm_control`
+    import environments.contextual  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
