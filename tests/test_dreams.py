@@ -326,3 +326,69 @@ def test_reward_map_peaks_at_the_latent_goal_and_png_written(tmp_path):
                               obs_dim=3, resolution=20)
     with open(path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# ----- options and presets ------------------------------------------------------------------------------
+_PRESETS = ["pointrobot_dream", "pointrobot_full_circle_dream", "pointrobot_finite_varibad",
+            "pointrobot_full_circle_finite_varibad"]
+
+
+@pytest.mark.parametrize("name", _PRESETS)
+def test_presets_resolve_with_reid_settings(name):
+    from config.loader import resolve
+
+    cfg = resolve(name)
+    assert (cfg.env_name, cfg.env_num_goals, cfg.env_num_train_goals, cfg.env_num_eval_goals) == ("SparsePointEnv", 1000,
+                                                                                                   30, 50)
+    assert (cfg.max_rollouts_per_task, cfg.policy_layers, cfg.ppo_num_minibatch, cfg.ppo_clip_param) == (2, [128, 128], 4, 0.05)
+    assert (cfg.policy_gamma, cfg.policy_entropy_coef, cfg.precollect_len, cfg.vae_batch_num_trajs) == (0.97, 0.01, 0, 5)
+    assert (cfg.num_frames, cfg.num_processes, cfg.seed, cfg.log_interval, cfg.save_interval) == (10**8, 16, 206, 50, 1000)
+    assert cfg.env_kwargs == ({"goal_sampler": "circle"} if "full_circle" in name else {})
+    assert cfg.num_dream_envs == {"pointrobot_dream": 6, "pointrobot_full_circle_dream": 2}.get(name, 0)
+    make_env(cfg.env_name, 1, **cfg.env_kwargs)  # the env accepts the kwargs
+
+
+def test_full_circle_kwarg_gives_goals_all_around():
+    goals = make_env("SparsePointEnv", 1, seed=0, goal_sampler="circle").sample_tasks(2000)
+    assert (goals[:, 1] < -0.5).any() and (goals[:, 1] > 0.5).any()
+
+
+def _resolve(**values):
+    from config.loader import resolve
+
+    return resolve("pointrobot_dream", values=values)
+
+
+@pytest.mark.parametrize("values,match", [
+    ({"num_dream_envs": 16}, "num_processes"),
+    ({"decode_reward": False}, "reward decoder"),
+    ({"disable_decoder": True}, "reward decoder"),
+    ({"env_num_train_goals": 960}, "overlap"),
+    ({"env_num_goals": None}, "finite task pool"),
+    ({"env_num_goals": 50, "env_num_train_goals": None, "env_num_eval_goals": 50}, "no training task"),
+    ({"use_kde": False, "use_mixup": True}, "use_kde"),
+    ({"kde_bandwidth": "wide"}, "kde_bandwidth"),
+    ({"kde_from_train": False, "kde_from_running_latents": False}, "latents to fit"),
+])
+def test_validate_rules(values, match):
+    from config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        _resolve(**values)
+
+
+def test_valid_variants_and_sampler_kind():
+    from config.loader import parse_value
+    from config.options_dreams import latent_sampler_kind
+    from config.schema import OPTIONS
+
+    assert latent_sampler_kind(_resolve()) == "kde"
+    assert latent_sampler_kind(_resolve(use_mixup=True)) == "mixup"
+    assert latent_sampler_kind(_resolve(use_kde=False)) == "prior"
+    cfg = _resolve(env_num_train_goals=None, env_num_eval_goals=None, kde_bandwidth="0.4", delay_dream=None)
+    assert parse_bandwidth(cfg.kde_bandwidth) == 0.4
+    assert parse_value(OPTIONS["env_num_eval_goals"], ["none"]) is None
+    assert OPTIONS["num_dream_envs"].default == 0 and OPTIONS["env_num_goals"].default is None
+    for name in ("saved_policy", "saved_encoder", "saved_reward_decoder", "saved_state_decoder", "freeze_vae",
+                 "delayed_freeze", "train_vae_on_dream", "clone_dream_vae", "kde_pool_size", "mixup_alpha"):
+        assert name in OPTIONS
