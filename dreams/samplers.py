@@ -80,6 +80,7 @@ class LatentSampler:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
+        """Kind, fitted data (torch tensors, float64) and generator state: ``load_sampler`` rebuilds it."""
         return {"kind": self.kind, "params": self._params(), "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
@@ -126,7 +127,7 @@ class KDESampler(LatentSampler):
         return self.kde.resample(n, seed=rng).T
 
     def _params(self):
-        return {"pool": self.pool.copy(), "bandwidth": self.bandwidth}
+        return {"pool": torch.from_numpy(self.pool.copy()), "bandwidth": self.bandwidth}
 
 
 class MixupSampler(LatentSampler):
@@ -153,7 +154,7 @@ class MixupSampler(LatentSampler):
         return np.einsum("nk,nkd->nd", weights, self.pool[idx])
 
     def _params(self):
-        return {"pool": self.pool.copy(), "alpha": self.alpha, "num_mix": self.num_mix}
+        return {"pool": torch.from_numpy(self.pool.copy()), "alpha": self.alpha, "num_mix": self.num_mix}
 
 
 class PriorSampler(LatentSampler):
@@ -172,7 +173,8 @@ class PriorSampler(LatentSampler):
         return self.mean + np.exp(0.5 * self.logvar) * rng.standard_normal((n, self.latent_dim))
 
     def _params(self):
-        return {"latent_dim": self.latent_dim, "mean": self.mean.copy(), "logvar": self.logvar.copy()}
+        return {"latent_dim": self.latent_dim, "mean": torch.from_numpy(self.mean.copy()),
+                "logvar": torch.from_numpy(self.logvar.copy())}
 
 
 _KINDS = {cls.kind: cls for cls in (KDESampler, MixupSampler, PriorSampler)}

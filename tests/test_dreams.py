@@ -392,3 +392,23 @@ def test_valid_variants_and_sampler_kind():
     for name in ("saved_policy", "saved_encoder", "saved_reward_decoder", "saved_state_decoder", "freeze_vae",
                  "delayed_freeze", "train_vae_on_dream", "clone_dream_vae", "kde_pool_size", "mixup_alpha"):
         assert name in OPTIONS
+
+
+def test_dream_env_over_task_pool_in_bamdp(tmp_path):
+    from environments.task_pool import TaskPoolEnv
+
+    pool_env = TaskPoolEnv(make_env("SparsePointEnv", 4, seed=0, max_episode_steps=4), 100, 5, 10, pool_seed=0)
+    env = DreamEnv(pool_env, _toy_reward, 3, num_dream=1, sampler=MixupSampler(_pool(m=6, d=3), seed=0))
+    bamdp = BAMDPWrapper(env, episodes_per_task=2)
+    bamdp.reset()
+    train = pool_env.train_tasks
+    for _ in range(40):
+        z = env.get_latents()  # the latent of this step (a BAMDP end redraws it inside the step)
+        _, rew, _, info = bamdp.step(torch.ones(4, 2) * 0.3)
+        assert torch.allclose(rew[3:], _toy_reward(z[3:], None, None, info["next_obs"][3:, :2]))
+        assert torch.equal(rew[:3], info["real_reward"][:3])
+        assert (pool_env.get_task()[:, None] - train[None]).abs().le(1e-6).all(-1).any(1).all()
+    state = env.state_dict()
+    torch.save(state, tmp_path / "env.pt")
+    loaded = torch.load(tmp_path / "env.pt", weights_only=True)  # plain tensors and python values only
+    assert loaded["sampler"]["kind"] == "mixup"
