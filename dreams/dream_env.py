@@ -72,9 +72,14 @@ class DreamEnv(MetaEnv):
         return int(self.dream_mask.sum())
 
     def set_dream_mask(self, mask: torch.Tensor) -> None:
-        """Which copies dream (e.g. none until ``delay_dream``). Reset newly flagged copies
-        (``reset(mask)``) so that they start a BAMDP with a latent."""
-        self.dream_mask = self._full_mask(mask).clone()
+        """Which copies dream (e.g. none until ``delay_dream``). Newly flagged copies draw a latent
+        from the sampler if one is set (else set it with ``set_dream_latents``); call this where
+        those copies start a new BAMDP, right after the wrapper reset them."""
+        mask = self._full_mask(mask).clone()
+        new = mask & ~self.dream_mask
+        self.dream_mask = mask
+        if self.sampler is not None and bool(new.any()):
+            self.latents[new] = self._draw(int(new.sum())).float().to(self.device).reshape(-1, self.latent_dim)
 
     def set_sampler(self, sampler) -> None:
         """Where new dream latents come from at ``reset`` (None: latents are only set by hand)."""

@@ -412,3 +412,16 @@ def test_dream_env_over_task_pool_in_bamdp(tmp_path):
     torch.save(state, tmp_path / "env.pt")
     loaded = torch.load(tmp_path / "env.pt", weights_only=True)  # plain tensors and python values only
     assert loaded["sampler"]["kind"] == "mixup"
+
+
+def test_set_dream_mask_draws_latents_for_new_dream_copies():
+    env = DreamEnv(make_env("PointEnv", 3, seed=0), _toy_reward, 3, num_dream=0)
+    assert env.num_dream == 0
+    obs, rew, *_ = env.step(torch.ones(3, 2))
+    assert torch.equal(rew, -(obs - env.get_task()).norm(dim=1))          # no dreams: real rewards
+    env.set_sampler(lambda n: torch.full((n, 3), 7.0))
+    env.set_dream_mask(torch.tensor([False, True, True]))
+    assert env.get_latents()[:, 0].tolist() == [0.0, 7.0, 7.0]
+    env.set_sampler(lambda n: torch.full((n, 3), 8.0))
+    env.set_dream_mask(torch.tensor([True, True, True]))                   # only the new copy draws
+    assert env.get_latents()[:, 0].tolist() == [8.0, 7.0, 7.0]

@@ -1,11 +1,13 @@
 """Finite task pools (environments/task_pool.py): seeding, split, resets, coverage, checkpoints."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
 
 from environments.bamdp import BAMDPWrapper
+from environments.base import MetaEnv
 from environments.registry import make_env
 from environments.task_pool import TaskPoolEnv, draw_pool
 
@@ -142,3 +144,37 @@ def test_checkpoint_resumes_exactly():
     assert torch.equal(run(other, 20), expected)
     with pytest.raises(ValueError, match="pool"):
         TaskPoolEnv(_point(num_envs=4), 100, 10, 10, pool_seed=1).load_state_dict(state)
+
+
+class _NumpyTaskEnv(MetaEnv):
+    """A minimal env that samples tasks with a numpy ``task_rng`` (like the MuJoCo envs)."""
+
+    def __init__(self, num_envs, seed=0):
+        super().__init__(num_envs, seed)
+        self.task_rng = np.random.default_rng(seed)
+        self.task_dim = 1
+        self.task = torch.zeros(num_envs, 1)
+
+    def sample_tasks(self, n):
+        return torch.as_tensor(self.task_rng.uniform(size=(n, 1)), dtype=torch.float32)
+
+    def set_task(self, mask, tasks):
+        self.task[mask] = tasks
+
+    def _reset_state(self, mask):
+        pass
+
+    def _obs(self):
+        return self.task.clone()
+
+    def get_task(self):
+        return self.task.clone()
+
+
+def test_numpy_task_rng_envs_pool_seeded_and_stream_restored():
+    bare, inner = _NumpyTaskEnv(3, seed=4), _NumpyTaskEnv(3, seed=4)
+    a = draw_pool(inner, 20, pool_seed=1)
+    assert torch.equal(a, draw_pool(_NumpyTaskEnv(2, seed=9), 20, pool_seed=1))
+    assert torch.equal(bare.sample_tasks(5), inner.sample_tasks(5))
+    env = TaskPoolEnv(_NumpyTaskEnv(3), 20, 4, 4, pool_seed=1)
+    assert torch.equal(env.pool, a) and _rows_in(env.get_task(), env.train_tasks).all()
