@@ -36,25 +36,31 @@ class LinearFeatureBaseline:
         t = (torch.arange(steps, dtype=torch.float64, device=obs.device) / 100.0).view(steps, 1, 1)
         t = t.expand(*obs.shape[:-1], 1)
         feats = torch.cat([obs, obs.pow(2), t, t.pow(2), t.pow(3), torch.ones_like(t)], dim=-1)
-        return feats * mask.detach().double().unsqueeze(-1)
+        valid = mask.detach().unsqueeze(-1) > 0
+        return torch.where(valid, feats, torch.zeros_like(feats))  # where, not *: NaN padding stays out
 
     def fit(self, obs: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Fit one weight vector per leading index; returns the weights [*B, 2d+4] (float64)."""
         feats = self.features(obs, mask)
         batch = feats.shape[:-3]
         x = feats.reshape(*batch, -1, self.feature_size)
-        y = (returns.detach().double() * mask.detach().double()).reshape(*batch, -1, 1)
+        ret = returns.detach().double()
+        y = torch.where(mask.detach() > 0, ret, torch.zeros_like(ret)).reshape(*batch, -1, 1)
         xtx, xty = x.transpose(-1, -2) @ x, x.transpose(-1, -2) @ y
+        if not (torch.isfinite(xtx).all() and torch.isfinite(xty).all()):
+            raise RuntimeError("linear baseline: non-finite observations or returns at valid (unmasked) steps")
         eye = torch.eye(self.feature_size, dtype=torch.float64, device=x.device)
         reg = self.reg_coeff
         for _ in range(self.max_tries):
-            w = torch.linalg.lstsq(xtx + reg * eye, xty).solution.squeeze(-1)
+            try:
+                w = torch.linalg.lstsq(xtx + reg * eye, xty).solution.squeeze(-1)
+            except RuntimeError:  # a LAPACK failure counts like a non-finite solution
+                w = torch.full_like(xty.squeeze(-1), float("nan"))
             if torch.isfinite(w).all():
                 self.weights = w
                 return w
             reg *= 10.0
-        raise RuntimeError(f"linear baseline: no finite solution even with ridge coefficient {reg / 10:g} "
-                           f"(non-finite observations or returns?)")
+        raise RuntimeError(f"linear baseline: no finite solution even with ridge coefficient {reg / 10:g}")
 
     def predict(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Values [*B, T, F] (zero at padded steps), in the dtype of ``obs``."""
