@@ -3,7 +3,7 @@ from environments.registry import ENVS, make_env  # noqa: F401
 from environments.navigation import gridworld, grid_variants, point_robot, rooms, treasure_hunt  # noqa: F401
 from environments import memory  # noqa: F401
 from environments.navigation import nav2d, dog_feeding  # noqa: F401
-from environments import control  # noqa: F401
+from environments import control, metaworld_adapter  # noqa: F401
 
 try:  # MuJoCo envs need the `mujoco` package
     import environments.mujoco  # noqa: F401

@@ -320,3 +320,11 @@ def test_runs_on_gpu(name, tmp_path):
         trace = {"obs": obs.cpu().numpy(), "pos": info["pos"][:1].cpu().numpy(), "rewards": r[:1].cpu().numpy(),
                  "task": env.get_task()[0].cpu().numpy(), "episode": np.zeros(1, dtype=int)}
         env.plot_rollout(trace, str(tmp_path / "r.png"))
+
+
+def test_metaworld_without_the_package_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "metaworld", None)     # import metaworld -> ImportError
+    with pytest.raises(ImportError, match="--no-deps metaworld==3.1.1"):
+        make_env("MetaWorldML1", 1)
