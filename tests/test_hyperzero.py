@@ -1,0 +1,156 @@
+"""HyperZero: dataset format and split, the generated networks, the losses, the pipeline."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hyperzero import dataset as ds
+from models.hyperzero import APPROXIMATORS, HyperZero, build_approximator, losses
+
+
+# ----------------------------------------------------------------------------- dataset
+def _fake_rollouts(contexts, e=2, t=3, obs=4, act=2, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for m, length in contexts:
+        arrays = {"state": rng.normal(size=(e, t, obs)), "action": rng.uniform(-1, 1, (e, t, act)),
+                  "next_state": rng.normal(size=(e, t, obs)), "reward": rng.uniform(size=(e, t, 1)),
+                  "discount": np.ones((e, t, 1)), "value": rng.normal(size=(e, t, 1))}
+        out.append(ds.ContextRollouts(m, length, arrays))
+    return out
+
+
+def test_dataset_round_trip(tmp_path):
+    rolls = _fake_rollouts([(1.0, 0.5), (-2.0, 0.4), (3.5, 0.5)])
+    ds.save_dataset(str(tmp_path), rolls, "ContextualCheetahRun", gamma=0.99)
+    meta, back = ds.load_dataset(str(tmp_path))
+    assert meta["gamma"] == 0.99 and meta["obs_dim"] == 4 and meta["act_dim"] == 2 and len(back) == 3
+    assert sorted(os.listdir(tmp_path)) == ["context_000.npz", "context_001.npz", "context_002.npz", "meta.json"]
+    for a, b in zip(rolls, back):
+        assert (a.margin, a.length) == (b.margin, b.length)
+        for k in ds.ARRAYS:
+            np.testing.assert_array_equal(b.arrays[k], a.arrays[k].astype(np.float32))
+    assert meta["contexts"][1]["expert_return"] == pytest.approx(rolls[1].arrays["reward"].sum((1, 2)).mean(), rel=1e-6)
+    with np.load(tmp_path / "context_000.npz", allow_pickle=False) as z:  # plain arrays, no pickle
+        assert set(z.files) == set(ds.ARRAYS) | {"reward_param", "dynamics_param"}
+    flat = ds.flatten(back, "rew_dyn")
+    assert flat["state"].shape == (18, 4) and flat["context"].shape == (18, 2)
+    np.testing.assert_array_equal(flat["context"][6].numpy(), np.float32([-2.0, 0.4]))
+
+
+def test_split_disjoint_by_unique_context(tmp_path):
+    grid = [(m, length) for m in (1.0, 2.0, 3.0, 4.0, 5.0) for length in (0.4, 0.5, 0.6, 0.7)]
+    rolls = _fake_rollouts(grid, e=1, t=1)
+    for inp, n_unique in (("rew", 5), ("dyn", 4), ("rew_dyn", 20)):
+        split = ds.split_contexts(rolls, inp, seed=2, test_fraction=0.15)
+        train, test = {tuple(k) for k in split["train"]}, {tuple(k) for k in split["test"]}
+        assert not train & test and len(train | test) == n_unique
+        assert len(test) == max(1, round(0.15 * n_unique))
+        tr, te = ds.select(rolls, split, "train"), ds.select(rolls, split, "test")
+        assert len(tr) + len(te) == 20
+        assert not {r.key(inp) for r in tr} & {r.key(inp) for r in te}
+        assert ds.split_contexts(rolls, inp, seed=2) == split  # seeded
+    path = ds.write_split(str(tmp_path), split)
+    assert os.path.basename(path) == "split-rew_dyn-seed-2.json"
+    assert ds.read_split(str(tmp_path), "rew_dyn", 2) == json.loads(json.dumps(split))
+    assert ds.split_contexts(rolls, "rew_dyn", seed=3) != split
+
+
+# ----------------------------------------------------------------------------- model
+def test_generated_weights_per_sample_equal_explicit_loop():
+    torch.manual_seed(0)
+    model = HyperZero(context_dim=2, obs_dim=5, act_dim=3, hidden=8, embed_widths=(8, 16, 32))
+    ctx, s, a = torch.randn(4, 2), torch.randn(4, 5), torch.rand(4, 3) * 2 - 1
+    params = model.generate(ctx)
+    act, q = model.policy(params, s), model.q(params, s, a)
+    for i in range(4):
+        z = model.embedding(ctx[i:i + 1])[0]
+        heads = model.pi_heads
+        w1 = (heads.w_heads[0].weight @ z + heads.w_heads[0].bias).view(8, 5)
+        b1 = heads.b_heads[0].weight @ z + heads.b_heads[0].bias
+        w2 = (heads.w_heads[1].weight @ z + heads.w_heads[1].bias).view(3, 8)
+        b2 = heads.b_heads[1].weight @ z + heads.b_heads[1].bias
+        torch.testing.assert_close(act[i], torch.tanh(w2 @ F.relu(w1 @ s[i] + b1) + b2))
+        qh = model.q_heads
+        v1 = (qh.w_heads[0].weight @ z + qh.w_heads[0].bias).view(8, 8)
+        c1 = qh.b_heads[0].weight @ z + qh.b_heads[0].bias
+        v2 = (qh.w_heads[1].weight @ z + qh.w_heads[1].bias).view(1, 8)
+        c2 = qh.b_heads[1].weight @ z + qh.b_heads[1].bias
+        torch.testing.assert_close(q[i], v2 @ F.relu(v1 @ torch.cat([s[i], a[i]]) + c1) + c2)
+    # different contexts -> different policies for the same state
+    same_s = s[:1].expand(4, 5)
+    out = model.act(ctx, same_s)
+    assert (out[0] - out[1]).abs().max() > 1e-6
+
+
+def test_sizes_match_the_paper():
+    model, _ = build_approximator("hyperzero", 1, 17, 6)  # cheetah: ~3.6M, 0.39M of it the embedding
+    n = sum(p.numel() for p in model.parameters())
+    emb = sum(p.numel() for p in model.embedding.parameters())
+    assert 3.5e6 < n < 3.7e6 and 0.38e6 < emb < 0.40e6
+    head = model.pi_heads.w_heads[0].weight
+    assert head.abs().max() <= 0.05 and model.pi_heads.w_heads[1].weight.abs().max() <= 0.008
+
+
+class _Stub(torch.nn.Module):
+    """Q(s, a) = sum(s) * scale, pi(s) = 0: a hand-checkable TD loss."""
+
+    has_q = True
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.bias = torch.nn.Parameter(torch.zeros(1))
+
+    def generate(self, context):
+        return None
+
+    def policy(self, params, state):
+        return self.bias.expand(state.shape[0], 1)
+
+    def q(self, params, state, action):
+        return self.scale * state.sum(-1, keepdim=True)
+
+
+def test_td_loss_known_case():
+    batch = {"context": torch.zeros(2, 1), "state": torch.tensor([[2.0], [0.0]]), "action": torch.zeros(2, 1),
+             "next_state": torch.tensor([[1.0], [3.0]]), "reward": torch.tensor([[0.5], [0.5]]),
+             "discount": torch.tensor([[1.0], [0.0]]), "value": torch.tensor([[1.0], [2.0]])}
+    model = _Stub()
+    out = losses(model, batch, gamma=0.9, use_td=True)
+    # targets: 0.5 + 0.9 * 1 * 1 = 1.4 and 0.5 + 0 = 0.5 -> ((1 - 1.4)^2 + (2 - 0.5)^2) / 2
+    assert out["td"].item() == pytest.approx(1.205)
+    # value loss: Q(s, a*) = [2, 0] vs Q* = [1, 2] -> (1 + 4) / 2
+    assert out["value"].item() == pytest.approx(2.5)
+    assert out["total"].item() == pytest.approx(0.0 + 0.01 * 2.5 + 0.01 * 1.205)
+    out["td"].backward()
+    # d td / d scale = mean(2 (target - Q*) * gamma d s'_sum) = (2 * 0.4 * 0.9 * 1 + 0) / 2 = 0.36
+    assert model.scale.grad.item() == pytest.approx(0.36)
+    assert model.bias.grad is None  # pi(s') under no_grad
+
+
+@pytest.mark.parametrize("name", APPROXIMATORS)
+def test_every_approximator_trains_down(name):
+    torch.manual_seed(0)
+    model, use_td = build_approximator(name, 1, 3, 2, hidden=16, embed_widths=(8, 8, 16))
+    n = 64
+    ctx = torch.rand(n, 1) * 2 - 1
+    s = torch.randn(n, 3)
+    batch = {"context": ctx, "state": s, "action": torch.tanh(ctx * s[:, :2]), "next_state": torch.randn(n, 3),
+             "reward": torch.rand(n, 1), "discount": torch.ones(n, 1), "value": ctx * 2}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        out = losses(model, batch, gamma=0.99, use_td=use_td)
+        opt.zero_grad()
+        out["total"].backward()
+        opt.step()
+        first = first if first is not None else out["action"].item()
+    assert out["action"].item() < 0.5 * first
+    assert ("value" in out) == (name not in ("hyperzero_without_q", "mlp_policy"))
+    assert ("td" in out) == (name in ("hyperzero", "mlp_rl_td"))
