@@ -281,6 +281,7 @@ def _arms(spec: dict[str, Any], problems: list[str]) -> list[dict[str, Any]]:
         if method is not None and not isinstance(method, str):
             problems.append(f"arm {i}: method must be a name or None, got {method!r}")
             method = None
+        _check_names(arm["env_type"], method, i, problems)
         label = arm.get("label") or (arm["env_type"] + (f"+{method}" if method else ""))
         options = _options(arm.get("options", {}), f"arm {label!r} options", problems, OPTIONS)
         budget = arm.get("num_frames")
@@ -290,6 +291,18 @@ def _arms(spec: dict[str, Any], problems: list[str]) -> list[dict[str, Any]]:
         arms.append(dict(env_type=arm["env_type"], method=method, label=str(label), options=options,
                          num_frames=budget))
     return arms
+
+
+def _check_names(env_type: str, method: str | None, i: int, problems: list[str]) -> None:
+    """Env-type and method names (so that they are reported with every other problem)."""
+    from config.loader import env_types
+    from config.methods import METHODS
+    from utils.registry import closest
+
+    if env_type not in env_types():
+        problems.append(f"arm {i}: unknown env-type {env_type!r}.{closest(env_type, env_types())}")
+    if method is not None and method not in METHODS:
+        problems.append(f"arm {i}: unknown method {method!r}.{closest(method, METHODS)}")
 
 
 def _budget_ok(frames: Any) -> bool:

@@ -9,9 +9,10 @@ A trial's run dir is a normal run dir (``config.json``, ``progress.csv``, ``chec
     outcome.json   written by the driver when Ray ends the trial: done / stopped (early
                    stopping) / failed (after the retries), with the error
 
-A checkpoint is saved at every evaluation (after its progress.csv row), so a killed run loses
-at most the iterations since the last evaluation; on resume, progress.csv rows past the
-checkpoint are dropped, so every iteration is counted once.
+A checkpoint is saved at every evaluation after the first (after its progress.csv row), so a
+killed run loses at most the iterations since the last evaluation; on resume, progress.csv
+rows past the checkpoint are dropped, so every iteration is counted once. A run killed before
+its first checkpoint starts again from scratch in the same run dir.
 """
 from __future__ import annotations
 
@@ -104,7 +105,9 @@ def truncate_progress(run_dir: str, last_iteration: int) -> int:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         columns, rows = list(reader.fieldnames or []), list(reader)
+    # a run continued from iteration 0 evaluates the untrained agent again: keep no row then
     keep = [r for r in rows if r.get("iteration") not in (None, "") and float(r["iteration"]) <= last_iteration]
+    keep = keep if last_iteration > 0 else []
     if len(keep) == len(rows):
         return 0
     tmp = path + ".tmp"
@@ -159,7 +162,8 @@ def run_trial(trial: Trial, run_dir: str, report: Report | None = None, score: s
     write_json(info_path, info)
 
     def on_evaluation(tr, metrics: dict):
-        tr.save()  # the checkpoint matches progress.csv up to this evaluation
+        if tr.iter > 0:
+            tr.save()  # the checkpoint matches progress.csv up to this evaluation
         flat = {**flat_metrics(metrics, score), "frames": float(tr.frames), "iteration": float(tr.iter)}
         info.update(last=flat, updated=time.time())
         write_json(info_path, info)
