@@ -251,3 +251,19 @@ def test_tiny_mime_run_trains_and_resume_is_bit_equal(tmp_path):
         assert torch.equal(final[k], after[k]), k
     rows = (tmp_path / "a" / "progress.csv").read_text().splitlines()
     assert rows[0].startswith("return_episode_1,return_episode_2") and len(rows) == 4  # header + iterations 0..2
+
+
+def test_cli_trains_a_maml_preset(tmp_path, capsys):
+    from main import main
+
+    argv = ["--env-type", "nav_dense_maml", "--num_frames", "160", "--maml_meta_batch", "2", "--maml_fast_batch", "2",
+            "--env_kwargs", '{"max_episode_steps": 20}', "--results_log_dir", str(tmp_path), "--progress_bar", "false",
+            "--policy_layers", "8"]
+    assert main(argv) == 0
+    (csv,) = tmp_path.glob("*/*/progress.csv")
+    rows = csv.read_text().splitlines()
+    assert len(rows) == 3  # header, the untrained agent, after the one meta-iteration (160 frames)
+    pre = float(rows[-1].split(",")[0])
+    assert pre < 0  # dense reward: -distance to the goal
+    assert main(argv + ["--maml_num_inner_steps", "0"]) == 2  # config errors exit with status 2
+    assert "maml_num_inner_steps must be >= 1" in capsys.readouterr().err
