@@ -6,6 +6,20 @@ The policy reuses the schema's ``policy_layers`` / ``policy_activation_function`
 ``policy_init_std``, the discount ``policy_gamma`` and the GAE lambda ``policy_tau``; the number of
 meta-iterations is ``num_frames`` divided by the frames of one (meta_batch * fast_batch * H * (inner
 steps + 1)).
+
+MIME's implementation quirks (reference section 2.9) and what became of them:
+  1. valid-ELBO chunk loop ``elbo =`` instead of ``+=``   fixed; ``--dyn_elbo_last_chunk`` restores it
+  2. KL(new || old) used softplus(old_mu) as the old std   fixed (models/bnn.py); no flag (unused by MIME's default path)
+  3. one local-reparameterisation noise vector per batch   fixed (noise per row); ``--dyn_shared_eps`` restores it
+  4. --add-noise scale 0.1 (README: 1)                     ``--reward_noise_std`` (default 0.1, MIME's code)
+  5. rewards standardised per batch for every variant      ``--maml_normalize_rewards`` (off: upstream MAML; on in the
+                                                           MIME-family presets)
+  6. pendulum task sampler off-by-one, dog ignores num_tasks   environment code (environments/)
+  7. fixed eta read from ``adaptable-eta``                 one option, ``--eta_init``, for fixed and learnt eta
+  8. eta objective: per-step standardised rewards          ``--eta_objective reward`` (MIME) or ``return``
+  9. dynamics Adam recreated per call, lr * num_tasks^2    fixed (one persistent Adam); ``--dyn_mime_optimiser`` restores it
+Not replicated: MIME keeps one Adam state along a trajectory while computing the information gain
+(sequential by construction); here each transition's update is independent (exploration/vime.py).
 """
 from __future__ import annotations
 
