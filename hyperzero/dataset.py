@@ -3,7 +3,8 @@
 Layout of a dataset directory::
 
     meta.json              {"format": "hyperzero-rollouts-v1", "env_name", "obs_dim", "act_dim",
-                            "gamma" (the experts' discount), "contexts": [{"file", "margin",
+                            "gamma" (the experts' discount), "rollout_seed", "episode_steps"
+                            (pipeline datasets), "contexts": [{"file", "margin",
                             "length", "episodes", "steps", "expert_return"}, ...]}
     context_000.npz ...    one file per context (np.savez, plain arrays; loaded with
                            allow_pickle=False), E episodes x T steps:
@@ -72,8 +73,9 @@ def save_context(root: str, index: int, rollouts: ContextRollouts) -> str:
     return name
 
 
-def save_dataset(root: str, rollouts: list[ContextRollouts], env_name: str, gamma: float) -> None:
-    """Write every context and ``meta.json`` (last, so a complete meta means complete data)."""
+def save_dataset(root: str, rollouts: list[ContextRollouts], env_name: str, gamma: float, extra: dict | None = None) -> None:
+    """Write every context and ``meta.json`` (last, so a complete meta means complete data);
+    ``extra`` adds keys to meta.json (the pipeline adds "rollout_seed" and "episode_steps")."""
     entries = []
     for i, r in enumerate(rollouts):
         name = save_context(root, i, r)
@@ -82,7 +84,7 @@ def save_dataset(root: str, rollouts: list[ContextRollouts], env_name: str, gamm
                         "steps": int(t), "expert_return": float(np.asarray(r.arrays["reward"]).sum((1, 2)).mean())})
     first = rollouts[0].arrays
     meta = {"format": FORMAT, "env_name": env_name, "obs_dim": int(first["state"].shape[-1]),
-            "act_dim": int(first["action"].shape[-1]), "gamma": float(gamma), "contexts": entries}
+            "act_dim": int(first["action"].shape[-1]), "gamma": float(gamma), **(extra or {}), "contexts": entries}
     _write_json(os.path.join(root, "meta.json"), meta)
 
 

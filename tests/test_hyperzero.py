@@ -154,3 +154,88 @@ def test_every_approximator_trains_down(name):
     assert out["action"].item() < 0.5 * first
     assert ("value" in out) == (name not in ("hyperzero_without_q", "mlp_policy"))
     assert ("td" in out) == (name in ("hyperzero", "mlp_rl_td"))
+
+
+# ----------------------------------------------------------------------------- pipeline
+TINY = {"num_frames": 40, "hyperzero_steps_per_iteration": 20, "hyperzero_episode_steps": 20,
+        "hyperzero_margins": [1.0, 2.0, 3.0, -1.0], "td3_hidden": 16, "td3_batch_size": 8, "td3_seed_frames": 10,
+        "td3_expl_steps": 5, "td3_buffer_size": 100, "hyperzero_rollout_episodes": 1, "hyperzero_epochs": 3,
+        "hyperzero_batch_size": 16, "hyperzero_hidden": 8, "hyperzero_embed_widths": [8, 8],
+        "hyperzero_approximators": "hyperzero,mlp_policy", "eval_interval": 1, "save_interval": 1,
+        "progress_bar": False}
+
+
+def _cfg(tmp_path, **extra):
+    pytest.importorskip("dm_control")
+    from config.loader import resolve
+
+    return resolve("cheetah_run_hyperzero", values={**TINY, "results_log_dir": str(tmp_path), **extra})
+
+
+def _final_artifacts(run_dir):
+    models = {n: torch.load(os.path.join(run_dir, "models", f"{n}.pt"), weights_only=False)
+              for n in ("hyperzero", "mlp_policy")}
+    with open(os.path.join(run_dir, "eval", "zero_shot.json")) as f:
+        rows = json.load(f)["rows"]
+    _, rolls = ds.load_dataset(os.path.join(run_dir, "dataset"))
+    return models, rows, rolls
+
+
+def _assert_same(a, b):
+    (ma, ra, da), (mb, rb, db) = a, b
+    assert ra == rb
+    for name in ma:
+        for key in ("state_dict", "best_state_dict"):
+            for p, v in ma[name][key].items():
+                torch.testing.assert_close(mb[name][key][p], v, rtol=0, atol=0)
+    for x, y in zip(da, db):
+        for k in ds.ARRAYS:
+            np.testing.assert_array_equal(x.arrays[k], y.arrays[k])
+
+
+@pytest.mark.parametrize("stop_after", [1, 4])  # inside the experts stage / inside the regressor stage
+def test_pipeline_resume_equals_uninterrupted(tmp_path, stop_after):
+    from trainers import build_trainer
+
+    cfg = _cfg(tmp_path)
+    full_dir, cut_dir = str(tmp_path / "full"), str(tmp_path / "cut")
+    result = build_trainer(cfg, full_dir).train()
+    assert "hyperzero_ratio_mean" in result and "mlp_policy_ratio_mean" in result
+    full = _final_artifacts(full_dir)
+    assert len(full[1]) == 1  # one held-out margin of four (round(0.15 * 4) -> at least 1)
+    split = ds.read_split(os.path.join(full_dir, "dataset"), "rew", cfg.seed)
+    assert [[r["margin"]] for r in full[1]] == split["test"]
+    assert not {tuple(k) for k in split["train"]} & {tuple(k) for k in split["test"]}
+
+    first = build_trainer(cfg, cut_dir)
+    first.train(callbacks=[lambda tr, m: m["iteration"] >= stop_after])
+    assert first.iter == stop_after and not os.path.exists(os.path.join(cut_dir, "eval"))
+    resumed = build_trainer(cfg, cut_dir, resume=True)
+    assert resumed.iter == stop_after
+    resumed.train()
+    _assert_same(full, _final_artifacts(cut_dir))
+    assert os.path.exists(os.path.join(cut_dir, "plots", "zero_shot.png"))
+
+
+def test_stages_as_separate_runs_equal_all(tmp_path):
+    """experts -> dataset -> regressor -> evaluate, each its own run dir via main.py, gives the 'all' result."""
+    import main
+
+    base = ["--env-type", "cheetah_run_hyperzero", "--results_log_dir", str(tmp_path)]
+    for k, v in TINY.items():
+        base += [f"--{k}"] + ([str(x) for x in v] if isinstance(v, list) else [str(v)])
+
+    def run(*extra):
+        assert main.main(base + list(extra)) == 0
+        runs = sorted(os.listdir(tmp_path / "logs_ContextualCheetahRun"))
+        return str(tmp_path / "logs_ContextualCheetahRun" / runs[-1])
+
+    all_dir = run("--exp_label", "a_all")  # run dirs sort by label
+    experts = run("--exp_label", "b_experts", "--hyperzero_stage", "experts")
+    data_run = run("--exp_label", "c_dataset", "--hyperzero_stage", "dataset", "--hyperzero_experts_run", experts)
+    data_dir = os.path.join(data_run, "dataset")
+    models = run("--exp_label", "d_regressor", "--hyperzero_stage", "regressor", "--hyperzero_dataset_dir", data_dir)
+    ev = run("--exp_label", "e_eval", "--hyperzero_stage", "evaluate", "--hyperzero_dataset_dir", data_dir,
+             "--hyperzero_models_run", models)
+    with open(os.path.join(all_dir, "eval", "zero_shot.json")) as f, open(os.path.join(ev, "eval", "zero_shot.json")) as g:
+        assert json.load(f) == json.load(g)

@@ -14,6 +14,7 @@ import importlib
 TRAINERS: dict[str, str] = {
     "varibad": "metalearner:MetaLearner",
     "maml": "trainers.maml:MAMLTrainer",
+    "hyperzero": "trainers.hyperzero:HyperZeroTrainer",
 }
 
 
