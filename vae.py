@@ -394,11 +394,13 @@ class VAE:
         return rewards
 
     @torch.no_grad()
-    def transition_error(self, mean, logvar, prev_obs, actions, next_obs, rewards, tasks=None) -> torch.Tensor:
+    def transition_error(self, mean, logvar, prev_obs, actions, next_obs, rewards, tasks=None,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
         """Weighted reconstruction error of each transition [T, N] under a sample of the
-        posterior that includes it (HyperX's VAE-error bonus). rewards: [T, N]."""
+        posterior that includes it (HyperX's VAE-error bonus). rewards: [T, N]. ``generator``
+        draws the latent sample (default: the training noise stream)."""
         cfg = self.cfg
-        latent = sample_gaussian(mean, logvar, cfg.disable_stochasticity_in_latent, self.noise)
+        latent = sample_gaussian(mean, logvar, cfg.disable_stochasticity_in_latent, generator or self.noise)
         target = self._reward_target(rewards[..., None])
         err = torch.zeros_like(rewards)
         if self.reward_decoder is not None:

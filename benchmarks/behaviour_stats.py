@@ -15,32 +15,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from main import load_run_config  # noqa: E402
-from metalearner import MetaLearner  # noqa: E402
-from utils.checkpoint import load_checkpoint  # noqa: E402
+from agent import load_run  # noqa: E402
+from environments.bamdp import build_env  # noqa: E402
 from utils.evaluation import run_bamdp  # noqa: E402
 
 
-def load_learner(run_dir: str) -> MetaLearner:
-    """The run's final state (last checkpoint) in a scratch MetaLearner; the run dir is only read."""
-    cfg = load_run_config(run_dir, {"progress_bar": ["false"]})
-    with tempfile.TemporaryDirectory() as tmp:
-        learner = MetaLearner(cfg, os.path.join(tmp, "run"))
-        learner._load(load_checkpoint(run_dir))
-        learner.logger.close()
-    return learner
-
-
 def behaviour(run_dir: str, num_tasks: int, seed: int) -> dict[str, list[float]]:
-    learner = load_learner(run_dir)
-    cfg = learner.cfg
-    inner, R = learner.env.env, cfg.max_rollouts_per_task
+    """Shares of tasks per episode, from the run's last checkpoint loaded into an agent."""
+    run = load_run(run_dir)
+    cfg = run.cfg
+    env = build_env(cfg, num_tasks, seed, run.agent.device)
+    inner, R = env.env, cfg.max_rollouts_per_task
     rows = torch.arange(num_tasks)
     counts: dict[str, torch.Tensor] = {}
 
@@ -58,7 +48,7 @@ def behaviour(run_dir: str, num_tasks: int, seed: int) -> dict[str, list[float]]
         if "success" in info:
             mark("success", info["success"] > 0, ep, live)
 
-    res = run_bamdp(learner, num_tasks, seed=seed, on_step=on_step)
+    res = run_bamdp(run.agent, env, on_step=on_step)
     out = {name: c.mean(0).tolist() for name, c in counts.items()}
     out["return"] = res["returns"]
     return out

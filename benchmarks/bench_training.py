@@ -33,7 +33,7 @@ def time_training(env_type: str, frames: int, extra: dict) -> dict:
     cfg = resolve(env_type, over)
     with tempfile.TemporaryDirectory() as d:
         learner = MetaLearner(cfg, d)
-        learner._evaluate_and_plot = lambda vis=True: None  # not part of the timed loop
+        learner._evaluate_and_report = lambda vis=True: None  # not part of the timed loop
         learner.save = lambda: None
         t0 = time.perf_counter()
         learner.train()

@@ -19,15 +19,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks.behaviour_stats import load_learner  # noqa: E402
+from agent import load_run  # noqa: E402
 from environments import make_env  # noqa: E402
 
 WINDOWS = ((0, 10), (10, 25), (25, 60))
 
 
 @torch.no_grad()
-def path_bonus(learner, path: str, num_tasks: int, seed: int) -> list[float]:
-    cfg, enc, bonus = learner.cfg, learner.vae.encoder, learner.bonus
+def path_bonus(run, bonus, path: str, num_tasks: int, seed: int) -> list[float]:
+    """Mean raw hyper-state RND error over the windows of one scripted path (``run``: a
+    ``agent.LoadedRun``, ``bonus``: its trained ``ExplorationBonus``)."""
+    cfg, enc = run.cfg, run.agent.vae.encoder
     env = make_env(cfg.env_name, num_envs=num_tasks, seed=seed, **cfg.env_kwargs)
     obs = env.reset()
     post = enc.prior(num_tasks)
@@ -60,10 +62,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     for run in args.runs:
-        learner = load_learner(run)
-        if learner.bonus is None or "hyperstate" not in learner.bonus.rnds:
+        loaded = load_run(run)
+        bonus = loaded.bonus()
+        if bonus is None or "hyperstate" not in bonus.rnds:
             sys.exit(f"{run}: no hyper-state bonus in this run")
-        climb, circle = (path_bonus(learner, p, args.tasks, args.seed) for p in ("climb", "circle"))
+        climb, circle = (path_bonus(loaded, bonus, p, args.tasks, args.seed) for p in ("climb", "circle"))
         ratio = " ".join(f"{a / b:.2f}" for a, b in zip(climb, circle))
         print(f"{run}: climb/circle hyper-state RND error, steps 1-10 / 11-25 / 26-60: {ratio}", flush=True)
 

@@ -29,10 +29,11 @@ def build_bonus(cfg, spec, device) -> ExplorationBonus | None:
         rnd_init_weight_scale=cfg.rnd_init_weight_scale, rnd_norm_inputs=cfg.rnd_norm_inputs, device=device)
 
 
-def vae_error_fn(vae, posteriors, prev_obs, actions, next_obs, rewards, tasks):
+def vae_error_fn(vae, posteriors, prev_obs, actions, next_obs, rewards, tasks, generator=None):
     """The VAE-error bonus of transitions [T, N] as a callable (computed only if that bonus is on)."""
     z = vae.cfg.latent_dim
-    return lambda: vae.transition_error(posteriors[..., :z], posteriors[..., z:], prev_obs, actions, next_obs, rewards, tasks)
+    return lambda: vae.transition_error(posteriors[..., :z], posteriors[..., z:], prev_obs, actions, next_obs, rewards, tasks,
+                                        generator=generator)
 
 
 class HyperX(Component):

@@ -82,8 +82,11 @@ def test_recomputed_latents_of_some_copies_equal_those_of_all(method, tiny_cfg, 
     learner = MetaLearner(tiny_cfg("gridworld_varibad", method=method, num_frames=128), str(tmp_path))
     learner.collect_rollout()
     envs = torch.tensor([3, 0])
+    from components.encoder_rl import EncoderRL
+
+    rl = learner.component(EncoderRL)
     with torch.no_grad():
-        full, part = learner._recompute_latent(), learner._recompute_latent(envs)
+        full, part = rl.recompute_latent(learner.storage), rl.recompute_latent(learner.storage, envs)
     assert part.shape == (learner.storage.num_steps, 2, full.shape[-1])
     assert torch.allclose(part, full[:, envs], atol=1e-6)
 
@@ -94,8 +97,11 @@ def test_minibatch_by_env_recomputes_each_copy_once_per_epoch(tiny_cfg, tmp_path
     cfg = tiny_cfg("gridworld_varibad", method="rnn_hn", num_frames=128, ppo_minibatch_by_env=True,
                    ppo_num_epochs=3, ppo_num_minibatch=2)
     learner = MetaLearner(cfg, str(tmp_path))
-    calls, original = [], learner._recompute_latent
-    learner._recompute_latent = lambda envs=None: (calls.append(envs), original(envs))[1]
+    from components.encoder_rl import EncoderRL
+
+    rl = learner.component(EncoderRL)
+    calls, original = [], rl.recompute_latent
+    rl.recompute_latent = lambda s, envs=None: (calls.append(envs), original(s, envs))[1]
     learner.collect_rollout()
     learner.update()
     assert len(calls) == 3 * 2 and all(c is not None and len(c) == 2 for c in calls)

@@ -3,6 +3,7 @@ keeps the task encoder, the VAE regresses the policy's task embedding."""
 import torch
 
 from config.loader import resolve
+from components.task_inference import TaskInference
 from metalearner import MetaLearner
 from tests.conftest import tiny
 
@@ -43,7 +44,7 @@ def test_hard_reset_keeps_only_the_task_encoder(tmp_path):
     learner = _learner(tmp_path)
     learner.train()  # 4 updates, reset after the 2nd
     before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
-    learner._end_task_warmup()
+    learner.component(TaskInference).end_warmup(learner)
     after = learner.policy.state_dict()
     for k in before:
         same = torch.equal(before[k], after[k])
@@ -95,7 +96,7 @@ def test_rnn_ti_loss_known_answer_and_stop_gradient(tmp_path):
     policy = learner.policy
     mb = {"latent": torch.randn(5, learner.cfg.latent_dim * 2, requires_grad=True),
           "task": torch.tensor([[2.0, 3.0]] * 5)}
-    loss = learner._ti_policy_loss(mb)
+    loss = learner.component(TaskInference).policy_loss(mb)
     expected = (policy.embed("latent", mb["latent"]) - policy.embed("task", mb["task"])).pow(2).mean()
     assert torch.allclose(loss, expected)
     loss.backward()
@@ -118,13 +119,13 @@ def test_rnn_bi_pp_hn_compares_generated_parameters(tmp_path):
     mb = {"latent": torch.randn(4, learner.cfg.latent_dim * 2), "task": torch.tensor([[1.0, 4.0]] * 4)}
     gen = policy.body.generated_params
     expected = (gen(None, policy.embed("latent", mb["latent"])) - gen(None, policy.embed("task", mb["task"]))).pow(2)
-    assert torch.allclose(learner._ti_policy_loss(mb), expected.mean())
+    assert torch.allclose(learner.component(TaskInference).policy_loss(mb), expected.mean())
 
 
 def test_onehot_task_ids_for_the_policy(tmp_path):
     cfg = resolve("gridworld_varibad", values=tiny(method="multi_hn", num_frames=256, pass_task_as_onehot_id=True))
     learner = MetaLearner(cfg, str(tmp_path))
-    inputs = learner._policy_inputs()
+    inputs = learner.agent.inputs(learner.env, learner.obs)
     env = learner.env.env
     ids = env.cell_id(env.get_task())
     assert inputs["task"].shape == (cfg.num_processes, env.num_tasks)

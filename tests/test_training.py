@@ -75,8 +75,9 @@ def test_behaviour_stats_reads_a_run_without_touching_it(tiny_cfg, tmp_path):
     assert all(0.0 <= v <= 1.0 for k in ("mountain_top", "success") for v in stats[k])
     assert len(stats["return"]) == 1 and stats["return"][0] < 0  # -5 per step off the treasure
     # smoke: the bonus-path diagnostic runs on the same run and gives positive RND errors
-    from benchmarks.behaviour_stats import load_learner
+    from agent import load_run
     from benchmarks.treasure_bonus_paths import path_bonus
 
-    learner = load_learner(run)
-    assert all(v > 0 for p in ("climb", "circle") for v in path_bonus(learner, p, num_tasks=3, seed=0))
+    loaded = load_run(run)
+    bonus = loaded.bonus()
+    assert all(v > 0 for p in ("climb", "circle") for v in path_bonus(loaded, bonus, p, num_tasks=3, seed=0))

@@ -13,11 +13,12 @@ from environments.bamdp import build_env
 
 
 @torch.no_grad()
-def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None) -> dict:
+def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None, seed: int = 0) -> dict:
     """Roll the agent deterministically through one BAMDP per copy of ``env`` (a BAMDP
     wrapper, freshly reset here). ``on_step(info, episode, live)`` (optional) sees every
     step's info, episode index [N] and still-running mask [N]. ``bonus``: a HyperX
-    ``ExplorationBonus`` whose per-episode returns along the way are reported (never added)."""
+    ``ExplorationBonus`` whose per-episode returns along the way are reported (never added);
+    ``seed`` seeds the latent samples of its VAE-error part (training's streams are not touched)."""
     cfg, spec, vae = agent.cfg, agent.spec, agent.vae
     num_envs = env.num_envs
     obs = env.reset()
@@ -87,7 +88,8 @@ def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None) -> dic
         res["dense_return"] = out["dense"].mean(0).tolist()
     bonus_steps = None
     if bonus is not None:
-        res.update(_bonus_returns(agent, bonus, {k: v for k, v in steps.items() if v and v[0] is not None}, num_envs, R))
+        steps = {k: v for k, v in steps.items() if v and v[0] is not None}
+        res.update(_bonus_returns(agent, bonus, steps, num_envs, R, seed))
         bonus_steps = res.pop("bonus_steps")
     if record:
         res["trace"] = {k: np.asarray(v) for k, v in trace.items() if len(v)}
@@ -97,7 +99,7 @@ def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None) -> dic
     return res
 
 
-def _bonus_returns(agent, bonus, steps: dict, num_envs: int, R: int) -> dict:
+def _bonus_returns(agent, bonus, steps: dict, num_envs: int, R: int, seed: int) -> dict:
     """Per-episode sums of the bonuses along the evaluation BAMDP, with training's statistics
     (not updated here): ``return_bonus`` is what training would add now (annealed),
     ``return_bonus_<name>`` each normalised, weighted bonus before annealing."""
@@ -106,8 +108,12 @@ def _bonus_returns(agent, bonus, steps: dict, num_envs: int, R: int) -> dict:
     st = {k: torch.stack(v) for k, v in steps.items()}
     vae_error = None
     if agent.cfg.exploration_bonus_vae_error:
+        # the decoders may be training on the overlapped VAE thread: wait for that update (a fixed
+        # point), and draw the latent samples from an evaluation generator, not training's stream
+        agent.vae.wait()
+        gen = torch.Generator(device=agent.device).manual_seed(seed)
         vae_error = vae_error_fn(agent.vae, st["belief"], st["prev_obs"], st["actions"], st["next_obs"], st["rewards"],
-                                 st.get("task"))
+                                 st.get("task"), generator=gen)
     total, _, parts = bonus.compute(st["next_obs"], st.get("belief"), st["done"], vae_error=vae_error,
                                     update_stats=False, return_parts=True)
     live = st["active"].float()
@@ -123,9 +129,9 @@ def _bonus_returns(agent, bonus, steps: dict, num_envs: int, R: int) -> dict:
 def evaluate(agent, seed: int, num_envs: int | None = None, bonus=None, on_step=None) -> dict:
     """Returns (and success, bonus returns, ...) per BAMDP episode over ``num_envs`` fresh tasks."""
     env = build_env(agent.cfg, num_envs or agent.cfg.num_eval_envs, seed, agent.device)
-    return run_bamdp(agent, env, on_step=on_step, bonus=bonus)
+    return run_bamdp(agent, env, on_step=on_step, bonus=bonus, seed=seed)
 
 
 def single_rollout(agent, seed: int, bonus=None) -> dict:
     """One copy, recorded step by step, for the behaviour / latent plots."""
-    return run_bamdp(agent, build_env(agent.cfg, 1, seed, agent.device), record=True, bonus=bonus)["trace"]
+    return run_bamdp(agent, build_env(agent.cfg, 1, seed, agent.device), record=True, bonus=bonus, seed=seed)["trace"]
