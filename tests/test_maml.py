@@ -181,7 +181,7 @@ def test_eta_gradient_finite_and_nonzero_with_second_order():
     before = float(learner.eta.value().detach())
     stats = learner.step([train], valid, use_bonus=True, update_eta=True)
     assert stats["eta_grad"] != 0.0 and abs(stats["eta_step"]) <= 0.3 + 1e-6
-    assert float(learner.eta.value()) != before
+    assert float(learner.eta.value().detach()) != before
 
 
 def test_eta_refused_under_first_order():

@@ -19,6 +19,10 @@ return_episode_2 = after one step, ...).
 Rewards the learner sees (MIME 2.2): extrinsic, standardised per task batch if
 ``maml_normalize_rewards``, plus ``reward_noise_std`` * N(0, 1) if ``add_noise``; with VIME (after
 ``pre_epochs`` iterations) mixed with the normalised bonus by eta.
+
+Everything runs on the CPU (``--device`` is not used): the networks are tiny and the MuJoCo envs
+step on the CPU. The cost of an iteration is dominated by TRPO's Fisher-vector products through
+the second-order inner step (benchmarks/bench_maml.py).
 """
 from __future__ import annotations
 
