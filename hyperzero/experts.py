@@ -3,7 +3,8 @@
 ``ExpertTraining`` steps one batched contextual env with K copies (copy k keeps context k for
 its whole life) and a ``TD3Ensemble`` with K members; every ``step()`` is one env step of all
 copies, K transitions into K replay buffers and (after ``seed_frames`` steps) one TD3 update of
-all members. ``rollout`` runs any deterministic policy on given contexts and returns
+all members (updates also wait until the buffers hold ``seed_frames`` transitions, which only
+matters after a resume from a checkpoint without buffers). ``rollout`` runs any deterministic policy on given contexts and returns
 per-context arrays in the dataset layout (``hyperzero.dataset``).
 """
 from __future__ import annotations
@@ -58,18 +59,24 @@ class ExpertTraining:
             next_obs = self.env.reset_mdp(done)
         self.obs = next_obs
         self.steps += 1
-        if self.steps >= self.seed_frames:
+        if self.steps >= self.seed_frames and self.buffer.size >= min(self.seed_frames, self.buffer.capacity):
             return self.agent.update(self.buffer.sample(self.cfg.batch_size, self.agent.sample_gens), self.steps)
         return {}
 
-    def state_dict(self) -> dict:
-        return {"agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(), "env": self.env.state_dict(),
-                "obs": self.obs.clone(), "steps": self.steps, "episode_return": self.episode_return.clone(),
-                "finished_returns": self.finished_returns}
+    def state_dict(self, include_buffer: bool = True) -> dict:
+        """Everything to continue exactly; without the replay buffers (``include_buffer=False``)
+        a restored run refills them for ``seed_frames`` steps before updating again."""
+        state = {"agent": self.agent.state_dict(), "env": self.env.state_dict(), "obs": self.obs.clone(),
+                 "steps": self.steps, "episode_return": self.episode_return.clone(),
+                 "finished_returns": self.finished_returns}
+        if include_buffer:
+            state["buffer"] = self.buffer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.agent.load_state_dict(state["agent"])
-        self.buffer.load_state_dict(state["buffer"])
+        if "buffer" in state:
+            self.buffer.load_state_dict(state["buffer"])
         self.env.load_state_dict(state["env"])
         self.obs = state["obs"].clone()
         self.steps = int(state["steps"])

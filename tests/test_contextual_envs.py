@@ -166,3 +166,26 @@ def test_task_vector_sampling_and_state_dict():
     assert after[-1][3].all()  # truncated at max_episode_steps
     with pytest.raises(ValueError):
         ContextualCheetahRun(num_envs=1, margins=[0.0])
+
+
+def test_cheetah_with_suite_reward_parameters_is_suite_cheetah_run():
+    """margin 10, value_at_margin 0 = dm_control's own cheetah-run: same starts, observations, rewards."""
+    from dm_control import suite
+
+    env = ContextualCheetahRun(num_envs=2, seed=5, margins=[10.0], value_at_margin=0.0)
+    env.rngs = [np.random.RandomState(s) for s in env.copy_seeds]
+    obs = env.reset()
+    refs = [suite.load("cheetah", "run", task_kwargs={"random": s}, environment_kwargs={"flat_observation": True})
+            for s in env.copy_seeds]
+    np.testing.assert_array_equal(obs.numpy(), np.stack([r.reset().observation["observations"] for r in refs]).astype(np.float32))
+    rng = np.random.default_rng(1)
+    total = np.zeros(2)
+    for _ in range(100):
+        a = rng.uniform(-1, 1, size=(2, 6))
+        obs, rew, *_ = env.step(torch.from_numpy(a))
+        for i, ref in enumerate(refs):
+            ts = ref.step(a[i])
+            np.testing.assert_array_equal(obs[i].numpy(), ts.observation["observations"].astype(np.float32))
+            assert rew[i].item() == np.float32(ts.reward)
+            total[i] += ts.reward
+    assert (total > 0).all()  # the reward is not trivially zero on these random actions

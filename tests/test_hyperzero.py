@@ -239,3 +239,21 @@ def test_stages_as_separate_runs_equal_all(tmp_path):
              "--hyperzero_models_run", models)
     with open(os.path.join(all_dir, "eval", "zero_shot.json")) as f, open(os.path.join(ev, "eval", "zero_shot.json")) as g:
         assert json.load(f) == json.load(g)
+
+
+def test_resume_without_buffers_refills_before_updating(tmp_path):
+    from trainers import build_trainer
+
+    cfg = _cfg(tmp_path, hyperzero_checkpoint_buffers=False, num_frames=60)
+    run_dir = str(tmp_path / "run")
+    first = build_trainer(cfg, run_dir)
+    first.train(callbacks=[lambda tr, m: m["iteration"] >= 1])
+    from utils.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(run_dir)
+    assert "buffer" not in ckpt["experts"] and ckpt["experts"]["steps"] == 20
+    resumed = build_trainer(cfg, run_dir, resume=True)
+    assert resumed.experts.buffer.size == 0
+    updates = resumed.experts.agent.num_updates
+    resumed._experts_iteration(0, last=False)  # 20 steps: the buffer refills to td3_seed_frames (10), then updates
+    assert resumed.experts.buffer.size == 20 and resumed.experts.agent.num_updates == updates + 11

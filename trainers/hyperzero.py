@@ -16,7 +16,21 @@
 --hyperzero_experts_run / --hyperzero_dataset_dir / --hyperzero_models_run. Every stage has the
 base trainer's run dir, config.json, TensorBoard / progress.csv, checkpoints and --resume (a
 resumed run continues exactly: the experts' replay buffers, envs and RNG streams and the
-regressors' optimisers and shuffling generator are in the checkpoint).
+regressors' optimisers and shuffling generator are in the checkpoint). At full scale the buffers
+are large (20 contexts x 1.1M cheetah transitions ~ 3.7 GB, float32); with
+--hyperzero_checkpoint_buffers false they are left out and a resumed run refills them for
+td3_seed_frames steps (not an exact continuation).
+
+Examples::
+
+    python main.py --env-type cheetah_run_hyperzero                      # everything, one run dir
+    python main.py --env-type cheetah_run_hyperzero --hyperzero_stage experts
+    python main.py --env-type cheetah_run_hyperzero --hyperzero_stage dataset --hyperzero_experts_run RUN
+    python main.py --env-type cheetah_run_hyperzero --hyperzero_stage regressor --hyperzero_dataset_dir RUN/dataset \
+        --hyperzero_input rew --hyperzero_approximators hyperzero,mlp_policy
+    python main.py --env-type cheetah_run_hyperzero --hyperzero_stage evaluate --hyperzero_dataset_dir RUN/dataset \
+        --hyperzero_models_run RUN2 --hyperzero_approximators hyperzero,mlp_policy
+    python main.py --resume RUN
 
 Evaluations (iteration 0 and every eval_interval): during the experts stage one deterministic
 episode per context ("returns" = mean over contexts); during the regressor stage the validation
@@ -295,7 +309,7 @@ class HyperZeroTrainer(Trainer):
         state = {"data_gen": self.data_gen.get_state(), "zero_shot_rows": self.zero_shot_rows,
                  "stage_info": copy.deepcopy(self.stage_info), "expert_agent_state": self.expert_agent_state}
         if self.experts is not None and self.expert_agent_state is None:
-            state["experts"] = self.experts.state_dict()
+            state["experts"] = self.experts.state_dict(include_buffer=self.cfg.hyperzero_checkpoint_buffers)
         if self.reg is not None:
             state["reg"] = {"split": self.reg["split"], "gamma": self.reg["gamma"], "meta": self.reg["meta"],
                             "models": {n: {"model": e["model"].state_dict(), "opt": e["opt"].state_dict(),
