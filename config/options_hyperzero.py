@@ -97,5 +97,11 @@ def validate(cfg) -> None:
         raise ConfigError(f"--hyperzero_stage {stage} needs --hyperzero_dataset_dir <dataset dir>")
     if stage == "evaluate" and not cfg.hyperzero_models_run:
         raise ConfigError("--hyperzero_stage evaluate needs --hyperzero_models_run <run dir of a regressor stage>")
+    if stage == "all":
+        n_m, n_l = len(set(cfg.hyperzero_margins)), len(set(cfg.hyperzero_lengths or [None]))
+        unique = {"rew": n_m, "dyn": n_l, "rew_dyn": n_m * n_l}[cfg.hyperzero_input]
+        if unique < 2:
+            raise ConfigError(f"--hyperzero_input {cfg.hyperzero_input}: the context grid has {unique} distinct value(s); "
+                              "the train/test split needs at least 2 (add --hyperzero_margins / --hyperzero_lengths)")
     if stage in ("experts", "all") and cfg.td3_batch_size > cfg.td3_buffer_size:
         raise ConfigError("--td3_batch_size is larger than --td3_buffer_size")

@@ -177,6 +177,9 @@ class HyperZeroTrainer(Trainer):
         cfg = self.cfg
         meta, rolls = ds.load_dataset(self.dataset_dir)
         split = ds.split_contexts(rolls, cfg.hyperzero_input, cfg.seed, cfg.hyperzero_test_fraction)
+        if not split["train"] or not split["test"]:
+            raise ValueError(f"the dataset has {len(split['train']) + len(split['test'])} unique {cfg.hyperzero_input} "
+                             "context(s): the split needs at least 2 (one to train on, one held out)")
         ds.write_split(self.dataset_dir, split)
         models = {}
         for j, name in enumerate(self.names):
