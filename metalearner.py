@@ -25,7 +25,7 @@ from components.task_inference import vae_target_dim
 from environments.bamdp import build_env
 from trainers.base import Interrupted, NonFiniteError, Trainer  # noqa: F401  (main imports them from here)
 from utils import evaluation, plotting
-from utils.running_stats import RewardNormaliser
+from utils.running_stats import ReturnNormaliser
 from utils.spec import RunSpec
 
 
@@ -47,7 +47,8 @@ class MetaLearner(Trainer):
             self.vae.encoder.hidden_size if self.vae else 1, self.device, extra_dims=extras)
         self.env.record_belief = "next_belief" in self.storage.extras
         self.env.record_task = "task" in self.storage.extras or bool(self.vae and self.vae.decode_task)
-        self.rew_norm = RewardNormaliser(cfg.num_processes, cfg.policy_gamma, cfg.norm_rew_clip_param, self.device)
+        self.rew_norm = ReturnNormaliser(cfg.num_processes, cfg.policy_gamma, cfg.norm_rew_clip_param, device=self.device,
+                                         stats="per_rollout")
         self.vae_pretrained = False
         self.obs = self.env.reset()
 

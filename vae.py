@@ -167,6 +167,11 @@ def gaussian_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     return 0.5 * (logvar2 - logvar1 + (logvar1.exp() + (mean1 - mean2).pow(2)) / logvar2.exp() - 1).sum(-1)
 
 
+def _bernoulli_error(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of multi-head reward logits against "the reward was 1" (grid goals)."""
+    return F.binary_cross_entropy_with_logits(logits, (rewards == 1).float(), reduction="none")
+
+
 class VAE:
     """Encoder + decoders + optimiser + buffer. ``cfg``: the vae/encoder/decoder sections."""
 
@@ -406,7 +411,7 @@ class VAE:
         if self.reward_decoder is not None:
             if cfg.multihead_for_reward:
                 logits = self.reward_decoder(latent).gather(-1, self.state_to_id(next_obs)[..., None])
-                rew_err = F.binary_cross_entropy_with_logits(logits, (rewards[..., None] == 1).float(), reduction="none")
+                rew_err = _bernoulli_error(logits, rewards[..., None])
             else:
                 rew_err = (self.reward_decoder(latent, next_obs, prev_obs, actions) - target).pow(2)
             err = err + cfg.rew_loss_coeff * rew_err.squeeze(-1)
@@ -415,13 +420,7 @@ class VAE:
         if self.task_decoder is not None and tasks is not None:
             if self.task_target_fn is not None:
                 tasks = self.task_target_fn(tasks)
-            pred = self.task_decoder(latent)
-            if cfg.task_pred_type == "task_id":
-                task_err = F.cross_entropy(pred.flatten(0, -2), self.task_to_id(tasks).flatten(), reduction="none")
-                task_err = task_err.reshape(err.shape)
-            else:
-                task_err = (pred - tasks[..., :pred.shape[-1]]).pow(2).mean(-1)
-            err = err + cfg.task_loss_coeff * task_err
+            err = err + cfg.task_loss_coeff * self._task_error(latent, tasks)
         return err
 
     def _reward_error(self, lat, tgt, exp):
@@ -431,20 +430,19 @@ class VAE:
             K, D = lat.shape[0], ids.shape[1]
             picked = logits.gather(2, ids[:, None].expand(-1, K, D))  # [B, K, D], no [K,D,B,S] copy
             picked = picked.permute(1, 2, 0)                          # [K, D, B]
-            target = exp((tgt.rewards.squeeze(-1) == 1).float())
-            return F.binary_cross_entropy_with_logits(picked, target, reduction="none")
+            return _bernoulli_error(picked, exp(tgt.rewards.squeeze(-1)))
         pred = self.reward_decoder.pairs(lat, tgt.next_obs, tgt.prev_obs, tgt.actions)
         return (pred - exp(tgt.rewards)).pow(2).squeeze(-1)
 
     def _task_error(self, lat, tasks):
-        pred = self.task_decoder(lat)                                # [K, B, out]
+        """Task reconstruction error of latents [..., z] against tasks that broadcast to them
+        ([B, dt] for the ELBO's [K, B] posteriors, [T, N, dt] per transition)."""
+        pred = self.task_decoder(lat)                                # [..., out]
         if self.cfg.task_pred_type == "task_id":
-            ids = self.task_to_id(tasks)[None].expand(pred.shape[0], -1)
+            ids = self.task_to_id(tasks).expand(pred.shape[:-1])
             err = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), ids.reshape(-1), reduction="none")
-            err = err.reshape(ids.shape)
-        else:
-            err = (pred - tasks[None, :, :pred.shape[-1]]).pow(2).mean(-1)
-        return err
+            return err.reshape(ids.shape)
+        return (pred - tasks[..., :pred.shape[-1]]).pow(2).mean(-1)
 
     def _reduce_elbo(self, per_elbo, e_ok):
         per_elbo = per_elbo * e_ok

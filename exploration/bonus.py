@@ -24,7 +24,7 @@ Alignment: ``next_states[t]`` is s_{t+1}, the observation returned by step t *be
 reset, and ``beliefs[t]`` is b_{t+1} = (latent_mean, latent_logvar) after encoding
 transition t -- at the last step of a BAMDP this must still be the posterior of the ending
 task, not the prior of the next one (the reference paired the terminal state with the prior).
-``dones[t]`` is True when the BAMDP ended after step t (see ``exploration/normaliser.py``).
+``dones[t]`` is True when the BAMDP ended after step t (see ``utils.running_stats.ReturnNormaliser``).
 
 There is no RND pretraining step: the randomly initialised predictor already gives a valid
 bonus, and the normalisers update their statistics with the rollout before normalising it,
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from exploration.normaliser import ReturnNormaliser
+from utils.running_stats import ReturnNormaliser
 from exploration.rnd import RND
 
 BONUS_NAMES = ("hyperstate", "state", "belief", "vae_error")

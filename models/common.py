@@ -1,8 +1,17 @@
 """Small building blocks shared by the encoder, decoders and policy."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
+
+
+class Posterior(NamedTuple):
+    """A belief of the encoder: latent mean and log-variance, and the recurrent state behind them."""
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    hidden: torch.Tensor
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "leaky-relu": nn.LeakyReLU}
 
@@ -38,7 +47,21 @@ def mlp(in_dim: int, layers: list[int], activation: str = "relu", out_dim: int |
     return nn.Sequential(*mods)
 
 
-FUNCTIONAL = {"tanh": torch.tanh, "relu": torch.relu, "leaky-relu": torch.nn.functional.leaky_relu}
+# the one table of activations as functions (config spells leaky-relu, torch leaky_relu: both work)
+FUNCTIONAL = {"tanh": torch.tanh, "relu": torch.relu, "leaky-relu": torch.nn.functional.leaky_relu,
+              "leaky_relu": torch.nn.functional.leaky_relu, "elu": torch.nn.functional.elu}
+
+
+def get_activation(name: str):
+    if name not in FUNCTIONAL:
+        raise ValueError(f"unknown activation {name!r}; choose from {sorted(FUNCTIONAL)}")
+    return FUNCTIONAL[name]
+
+
+def activation_gain(name: str) -> float:
+    """The init gain of a layer followed by this activation (elu: as relu)."""
+    name = name.replace("-", "_")
+    return nn.init.calculate_gain("relu" if name == "elu" else name)
 
 
 class FeatureExtractor(nn.Module):

@@ -2,7 +2,7 @@
 
 Two encoders share one calling convention (``prev_states`` is used only with full
 transitions): ``RNNEncoder`` is VariBAD's GRU encoder, kept lean because it runs every
-env step; ``AggregatorEncoder`` wraps models/aggregators.HistoryEncoder (LSTM, transformer,
+env step; ``AggregatorEncoder`` wraps models/history_encoder.HistoryEncoder (LSTM, transformer,
 no-RNN encoders, SplAgger/AMRL/CNP/PEARL aggregators). ``build_encoder`` picks one.
 
 Shapes: sequences are time-major, [T, B, d]. ``forward(..., return_prior=True)`` prepends
@@ -11,18 +11,10 @@ entry t is the posterior after t transitions. The encoder never sees s_0 (as in 
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 
-from models.common import FeatureExtractor, mlp
-
-
-class Posterior(NamedTuple):
-    mean: torch.Tensor
-    logvar: torch.Tensor
-    hidden: torch.Tensor
+from models.common import FeatureExtractor, Posterior, mlp
 
 
 def sample_gaussian(mean: torch.Tensor, logvar: torch.Tensor, deterministic: bool = False,
@@ -123,13 +115,13 @@ class RNNEncoder(nn.Module):
 
 
 class AggregatorEncoder(nn.Module):
-    """models.aggregators.HistoryEncoder with RNNEncoder's calling convention."""
+    """models.history_encoder.HistoryEncoder with RNNEncoder's calling convention."""
 
     def __init__(self, **kwargs):
         super().__init__()
         import warnings
 
-        from models.aggregators import HistoryEncoder
+        from models.history_encoder import HistoryEncoder
 
         with warnings.catch_warnings():  # a 0-size embedding (input left out) warns on init
             warnings.filterwarnings("ignore", "Initializing zero-element tensors")

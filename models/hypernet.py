@@ -46,34 +46,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import normc_
+from models.common import activation_gain, get_activation, init_linear, normc_
 
 INITS = ("naive_kaiming", "naive_normc", "naive_orthogonal", "hfi", "weight_hyperinit", "bias_hyperinit")
-_ACTS = {"tanh": torch.tanh, "relu": F.relu, "leaky_relu": F.leaky_relu, "elu": F.elu}
-
-
-def get_activation(name: str):
-    if name not in _ACTS:
-        raise ValueError(f"unknown activation {name!r}; choose from {sorted(_ACTS)}")
-    return _ACTS[name]
-
-
-def activation_gain(name: str) -> float:
-    if name == "elu":
-        return nn.init.calculate_gain("relu")
-    return nn.init.calculate_gain(name)
 
 
 def standard_base_weight(out_dim: int, in_dim: int, gain: float) -> torch.Tensor:
     """The standard init of a base-net weight [out, in]: normc with ``gain``."""
     return normc_(torch.empty(out_dim, in_dim), gain)
-
-
-def init_linear_normc(layer: nn.Linear, gain: float) -> nn.Linear:
-    normc_(layer.weight, gain)
-    if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
-    return layer
 
 
 def _flatten_lead(x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
@@ -97,7 +77,7 @@ class _BaseNet(nn.Module):
             gen = self.generated[i]
             if not gen or film:
                 layer = nn.Linear(d_in, d_out, bias=not (gen and film))
-                self.plain.append(init_linear_normc(layer, gain))
+                self.plain.append(init_linear(layer, "normc", gain))
             else:
                 self.plain.append(nn.Identity())
             if not gen:
@@ -242,7 +222,7 @@ class HyperActorCritic(nn.Module):
                 nn.init.kaiming_uniform_(layer.weight, mode="fan_in")
                 nn.init.zeros_(layer.bias)
             else:
-                init_linear_normc(layer, gain)
+                init_linear(layer, "normc", gain)
             trunk.append(layer)
             d = width
         self.trunk = nn.ModuleList(trunk)

@@ -1,13 +1,8 @@
 import pytest
 import torch
 
-from models.aggregators import (
-    AGG_TYPES,
-    ENC_TYPES,
-    HistoryEncoder,
-    make_aggregator,
-    segmented_scan,
-)
+from models.aggregators import AGG_TYPES, make_aggregator, segmented_scan
+from models.history_encoder import ENC_TYPES, HistoryEncoder
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from exploration.bonus import ExplorationBonus
-from exploration.normaliser import ReturnNormaliser
+from utils.running_stats import ReturnNormaliser
 from exploration.rnd import RND
 from utils.running_stats import RunningMeanStd
 

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch
 
-from models.aggregators import HistoryEncoder
+from models.history_encoder import HistoryEncoder
 
 ENCODERS = {
     "gru": {"enc_type": "gru"},

@@ -30,31 +30,61 @@ class RunningMeanStd(nn.Module):
         return out.clamp(-clip, clip) if clip is not None else out
 
 
-class RewardNormaliser(nn.Module):
-    """Divide rewards by the running std of the discounted return (baselines' VecNormalize).
+class ReturnNormaliser(nn.Module):
+    """Divides rewards by the running std of their discounted return (no mean subtraction;
+    baselines' VecNormalize), optionally clipped. Used for the policy's rewards and, one per
+    bonus, for HyperX's exploration bonuses.
 
-    Applied to a whole rollout at once (one statistics update per rollout instead of one
-    per step: 60x fewer tiny ops; the scale then uses statistics that include the current
-    rollout). Only the training loop calls it; evaluation uses raw rewards and never
-    updates these statistics (the reference leaked eval rollouts into them). The return
-    tracker is reset per copy at BAMDP ends only.
+    Indexing (rollouts of T steps, N copies): ``rewards[t, i]`` is the reward of transition t
+    of copy i, ``dones[t, i]`` is True when copy i's BAMDP ended AFTER step t. The return
+    ``ret_t = gamma * ret_{t-1} * (1 - done_{t-1}) + r_t`` is tracked per copy and carried
+    across rollouts (reset at BAMDP ends only). The HyperX reference read done[t] from an array
+    whose entry t is the done flag of step t-1, i.e. reset one step late; this does not.
+
+    ``stats``: "per_rollout" updates the running statistics once with all T x N returns of a
+    rollout (the policy's rewards: 60x fewer tiny ops; the scale then includes the current
+    rollout), "per_step" once per step with the N returns of that step (HyperX's bonuses).
+    Normalising uses the statistics after the update. Evaluation never calls this: it uses
+    raw rewards (the reference leaked evaluation rollouts into these statistics).
     """
 
-    def __init__(self, num_envs: int, gamma: float, clip: float, device):
+    def __init__(self, num_envs: int, gamma: float, clip: float | None = None, epsilon: float = 1e-8,
+                 device="cpu", stats: str = "per_step"):
         super().__init__()
-        self.gamma, self.clip = gamma, clip
-        self.rms = RunningMeanStd(())
+        if stats not in ("per_step", "per_rollout"):
+            raise ValueError(f"stats must be per_step or per_rollout, got {stats!r}")
+        self.gamma, self.clip, self.epsilon, self.stats = float(gamma), clip, epsilon, stats
+        self.rms = RunningMeanStd(()).to(device)
         self.register_buffer("ret", torch.zeros(num_envs, device=device))
 
     @torch.no_grad()
-    def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
-        """rewards, dones: [T, N] -> normalised rewards [T, N]."""
-        rets = torch.empty_like(rewards)
+    def update(self, rewards: torch.Tensor, dones: torch.Tensor) -> None:
+        """Track the discounted return through a rollout ([T, N] each) and update the stats."""
+        if rewards.shape != dones.shape or rewards.shape[1:] != self.ret.shape:
+            raise ValueError(f"rewards {tuple(rewards.shape)} and dones {tuple(dones.shape)} must "
+                             f"both be [T, {self.ret.shape[0]}]")
+        keep = 1.0 - dones.to(self.ret.device).float()
+        rewards = rewards.to(self.ret)
+        rets = torch.empty_like(rewards) if self.stats == "per_rollout" else None
         ret = self.ret
-        for t in range(rewards.shape[0]):
+        for t in range(rewards.shape[0]):  # loop over time, batched over copies
             ret = ret * self.gamma + rewards[t]
-            rets[t] = ret
-            ret = ret * (~dones[t]).float()
+            if rets is None:
+                self.rms.update(ret)
+            else:
+                rets[t] = ret
+            ret = ret * keep[t]
         self.ret.copy_(ret)
-        self.rms.update(rets)
-        return (rewards / torch.sqrt(self.rms.var + 1e-8)).clamp(-self.clip, self.clip)
+        if rets is not None:
+            self.rms.update(rets)
+
+    def normalise(self, rewards: torch.Tensor) -> torch.Tensor:
+        """rewards / sqrt(var + eps), clipped if ``clip`` is set (no side effects)."""
+        out = rewards / torch.sqrt(self.rms.var.to(rewards) + self.epsilon)
+        return out.clamp(-self.clip, self.clip) if self.clip is not None else out
+
+    def forward(self, rewards: torch.Tensor, dones: torch.Tensor, update: bool = True) -> torch.Tensor:
+        """Update the statistics with the rollout (if ``update``), then normalise it."""
+        if update:
+            self.update(rewards, dones)
+        return self.normalise(rewards)
