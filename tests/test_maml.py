@@ -285,3 +285,17 @@ def test_one_meta_iteration_of_each_family(preset, tmp_path):
     assert set(stats["maml"]) >= {"Train-0/Returns", "Valid/Returns", "Train-0/Success"}
     assert ("e_maml_loss" in stats["trpo"]) == preset.endswith("emaml")
     trainer.check_finite(stats)
+
+
+def test_every_maml_preset_resolves_to_a_registered_env():
+    from config.loader import env_types
+    from environments import ENVS
+
+    presets = [e for e in env_types() if resolve(e).trainer == "maml"]
+    assert {"nav_wide_ring_maml", "nav_wide_ring_mime", "nav_wide_ring_maml_expl", "nav_wide_ring_maml_noise",
+            "nav_wide_ring_emaml", "halfcheetah_vel_maml", "ant_goal_maml"} <= set(presets)
+    for name in presets:
+        cfg = resolve(name)
+        assert cfg.env_name in ENVS
+        assert cfg.use_vime == ("mime" in name or "expl" in name) and cfg.adapt_eta == ("mime" in name)
+        assert cfg.e_maml == name.endswith("emaml") and cfg.add_noise == name.endswith("noise")
