@@ -297,5 +297,5 @@ def test_every_maml_preset_resolves_to_a_registered_env():
     for name in presets:
         cfg = resolve(name)
         assert cfg.env_name in ENVS
-        assert cfg.use_vime == ("mime" in name or "expl" in name) and cfg.adapt_eta == ("mime" in name)
+        assert cfg.use_vime == name.endswith(("_mime", "_maml_expl")) and cfg.adapt_eta == name.endswith("_mime")
         assert cfg.e_maml == name.endswith("emaml") and cfg.add_noise == name.endswith("noise")
