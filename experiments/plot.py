@@ -148,7 +148,8 @@ def _pm(pair) -> str:
 
 def markdown(name: str, runs: list[Run], chosen: list[Run], score: str) -> str:
     """The set's tables: per-variant finals, best grid point per arm, aggregates."""
-    lines = [f"# {name}", "", f"Final = mean of the last {stats.LAST} evaluations of a run; mean +- std over seeds.", ""]
+    lines = [f"# {name}", "", f"Final = mean of the last {stats.LAST} evaluations of a run; mean +- std over seeds "
+             "(runs that reached their budget; early-stopped runs only in the curves).", ""]
     rows = stats.variant_rows(chosen, score)
     n_ep = max((len(r.get("return", [])) for r in rows), default=0)
     has_succ = any("success" in r for r in rows)

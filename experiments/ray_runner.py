@@ -241,17 +241,17 @@ class RayInstance:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         import ray
 
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                            "RAY_USAGE_STATS_ENABLED": "0"}}
-        if self.address:
-            ray.init(address=self.address, runtime_env=env, log_to_driver=False)
+        path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        if self.address:  # remote workers get the project's path through a runtime env
+            ray.init(address=self.address, runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=False)
         else:
             removed = end_orphans(self.set_dir)
             if removed:
                 print(f"ended {len(removed)} processes a killed driver of this set left behind", flush=True)
+            # local workers inherit this environment (no runtime env: the prestarted workers can be used)
+            os.environ["PYTHONPATH"] = path
             ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, include_dashboard=False,
-                     _node_ip_address="127.0.0.1", runtime_env=env, log_to_driver=False,
-                     configure_logging=True, logging_level="warning")
+                     _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="warning")
             record_local_pids(self.set_dir)
         return self
 
@@ -280,7 +280,7 @@ def tune_trials(exp_set: ExperimentSet, set_dir: str, trials: list[Trial], opts:
         tune.with_resources(_unpack, resources),
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", max_concurrent_trials=opts.max_concurrent,
+            metric="score", mode="max", max_concurrent_trials=opts.max_concurrent, reuse_actors=True,
             scheduler=per_arm_asha(opts.asha_grace, opts.asha_reduction) if opts.asha else None,
             trial_name_creator=name, trial_dirname_creator=name),
         run_config=tune.RunConfig(

@@ -37,6 +37,17 @@ def task_and_method(run: Run) -> tuple[str, str]:
     return cfg.get("env_name", run.trial.env_type), run.trial.method or cfg.get("exp_label") or run.trial.arm
 
 
+def complete(run: Run) -> bool:
+    """The run reached its frame budget (not stopped early, not still running)."""
+    return bool(run.rows) and (run.status == "done" or run.frames >= run.trial.num_frames)
+
+
+def finals(runs: list[Run]) -> list[Run]:
+    """The runs whose final scores count: the complete ones, or (nothing complete yet) all."""
+    done = [r for r in runs if complete(r)]
+    return done or [r for r in runs if r.rows]
+
+
 def by_variant(runs: list[Run]) -> dict[str, list[Run]]:
     out: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -50,7 +61,10 @@ def best_points(runs: list[Run], score: str = "return") -> dict[str, dict]:
     {arm: {"best": variant, "point": {...}, "mean": float, "points": {variant: (mean, std, n)}}}"""
     arms: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     points: dict[str, dict] = {}
+    per_arm: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
+        per_arm[run.trial.arm].append(run)
+    for run in (r for group in per_arm.values() for r in finals(group)):  # early-stopped runs do not count
         val = run_score(run, score)
         if val is not None:
             arms[run.trial.arm][run.trial.variant].append(val)
@@ -72,9 +86,11 @@ def selected(runs: list[Run], score: str = "return", all_points: bool = False) -
 
 
 def variant_rows(runs: list[Run], score: str = "return") -> list[dict]:
-    """One summary per variant: seeds, frames, final return/success per episode (mean, std), score."""
+    """One summary per variant (its complete runs): seeds, frames, final return/success per
+    episode (mean, std), score."""
     out = []
     for variant, group in by_variant(runs).items():
+        group = finals(group)
         row = {"variant": variant, "seeds": len(group), "frames": max(r.frames for r in group)}
         for prefix in ("return", "success"):
             per_run = [final_values(r, prefix) for r in group]
@@ -121,6 +137,7 @@ def aggregates(runs: list[Run], score: str = "return", reps: int = 2000, seed: i
     per_env: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     method_of: dict[str, str] = {}
     for variant, group in by_variant(runs).items():
+        group = finals(group)
         vals = [s for s in (run_score(r, score) for r in group) if s is not None]
         if vals:
             env, method = task_and_method(group[0])

@@ -155,7 +155,7 @@ def test_best_grid_point_and_aggregates():
 
 
 # ------------------------------------------------------------------ a real local Ray instance
-BUDGET = 1024  # 8 iterations of 128 frames; evaluations (and checkpoints) every 2
+BUDGET = 768  # 6 iterations of 128 frames; evaluations (and checkpoints) every 2
 
 
 def _trial_infos(folder: str) -> dict[str, dict]:
@@ -222,16 +222,17 @@ def test_killed_set_resumes_from_checkpoints(killed_and_resumed):
         assert info["status"] == "done", name
         rows = read_progress(os.path.join(r["folder"], name, "progress.csv"))
         iterations = [row["iteration"] for row in rows]
-        assert iterations == sorted(set(iterations)) == [0, 2, 4, 6, 8], (name, iterations)  # each evaluation once
+        assert iterations == sorted(set(iterations)) == [0, 2, 4, 6], (name, iterations)  # each evaluation once
         assert rows[-1]["frames"] == BUDGET  # frames counted once: the budget, not more
         before = r["at_kill"].get(name, {})
         if before.get("status") == "done":
             assert len(info["starts"]) == 1  # finished before the kill: not run again
         elif len(info["starts"]) == 2 and info["starts"][1]["resumed"]:
             continued += 1
-            assert info["starts"][1]["frames"] > 0
-            assert info["starts"][1]["frames"] <= before.get("last", {}).get("frames", 0)
+            # continued from a checkpoint taken at one of its evaluations, not from scratch
+            assert info["starts"][1]["frames"] in (256, 512), info["starts"]
     assert continued >= 1, "no trial was continued from its checkpoint"
+    print(f"first driver ran {r['seconds'][0]:.1f} s until killed; --resume took {r['seconds'][1]:.1f} s")
     # the killed driver's Ray processes were ended by --resume; the resumed run left none behind
     assert _alive(r["first_pids"]) == []
     assert not os.path.exists(os.path.join(r["folder"], ".ray_local_pids.json"))
@@ -247,7 +248,7 @@ def test_plot_has_one_curve_per_arm_over_its_seeds(killed_and_resumed, tmp_path)
         assert os.path.getsize(f) > 0
     assert any(f.endswith("_curves.png") for f in res.files) and any(f.endswith("_episodes.png") for f in res.files)
     table = res.table.splitlines()
-    assert sum(line.startswith("| gridworld_varibad+rnn | 2 | 1,024 |") for line in table) == 1
+    assert sum(line.startswith("| gridworld_varibad+rnn | 2 | 768 |") for line in table) == 1
     assert "Probability of improvement" in res.table
 
 
@@ -257,4 +258,4 @@ def test_status_lists_every_trial(killed_and_resumed, capsys):
 
     assert main([killed_and_resumed["path"], "--root", killed_and_resumed["root"]]) == 0
     out = capsys.readouterr().out
-    assert "4 done (of 4 trials)" in out and out.count("1,024 / 1,024") == 4
+    assert "4 done (of 4 trials)" in out and out.count("768 / 768") == 4
