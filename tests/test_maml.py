@@ -299,3 +299,29 @@ def test_every_maml_preset_resolves_to_a_registered_env():
         assert cfg.env_name in ENVS
         assert cfg.use_vime == name.endswith(("_mime", "_maml_expl")) and cfg.adapt_eta == name.endswith("_mime")
         assert cfg.e_maml == name.endswith("emaml") and cfg.add_noise == name.endswith("noise")
+
+
+@pytest.mark.parametrize("mode", ["elementwise", "trajectory"])
+def test_e_maml_gradient_known_answer(mode):
+    """At theta_old the E-MAML term's gradient is the score-function term of the pre-update episodes:
+    elementwise  -mean_m masked_mean(grad log pi(a_pre) * A_valid)
+    trajectory   -mean_m w_m masked_mean(grad log pi(a_pre)),  w = post-update returns standardised across tasks."""
+    from algorithms.maml import gaussian_log_prob, masked_mean
+
+    torch.manual_seed(0)
+    pol = GaussianMLPPolicy(2, 2, hidden=(8,))
+    learner = MAMLTRPO(pol, MAMLSettings(e_maml=True, e_maml_mode=mode))
+    train, valid = _episodes(seed=3), _episodes(seed=4)
+    valid.returns = torch.tensor([1.0, 2.0, 4.0])
+    adv = learner.advantages(valid, False)
+    params = pol.params()
+    out = learner.surrogate([train], valid, adv, False, True)
+    got = torch.autograd.grad(out["e_maml_loss"], list(params.values()))
+    logp = gaussian_log_prob(train.actions, *pol(train.obs))
+    if mode == "elementwise":
+        ref_loss = -masked_mean(logp * adv, train.mask).mean()
+    else:
+        w = (valid.returns - valid.returns.mean()) / valid.returns.std(unbiased=False)
+        ref_loss = -(masked_mean(logp, train.mask) * w).mean()
+    ref = torch.autograd.grad(ref_loss, list(params.values()))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, ref))

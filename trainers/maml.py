@@ -160,8 +160,10 @@ class MAMLTrainer(Trainer):
         tasks = self.env.sample_tasks(self.M).cpu().float()
         train, valid = self.sample(self.env, tasks, cfg.maml_num_inner_steps, use_bonus, self.normaliser)
         self.frames += sum(e.mask.numel() for e in (*train, valid))  # env steps taken (N copies x steps)
-        stats = {"Train-0/Returns": float(train[0].returns.mean()), "Train-0/Success": float(train[0].success.mean()),
-                 "Valid/Returns": float(valid.returns.mean()), "Valid/Success": float(valid.success.mean())}
+        stats = {}
+        for k, e in enumerate(train):
+            stats[f"Train-{k}/Returns"], stats[f"Train-{k}/Success"] = float(e.returns.mean()), float(e.success.mean())
+        stats["Valid/Returns"], stats["Valid/Success"] = float(valid.returns.mean()), float(valid.success.mean())
         dyn_stats = {}
         if self.dynamics is not None:
             trans = [self.transitions(e) for e in train]
