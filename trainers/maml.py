@@ -8,7 +8,9 @@ N = M * ``maml_fast_batch`` (F) copies, copy i holding task i // F (set with ``e
                 adaptation second-order for the meta-gradient, as pytorch-maml-rl)
     valid     = episodes of the adapted policy
     (VIME)    bonus of train transitions under the dynamics prior phi, of valid transitions under the
-              per-task adapted phi'_m; dynamics meta-update (``dyn_warmup_updates`` at the first iteration)
+              per-task phi'_m (one ELBO step on the train transitions of all inner steps; MIME takes one
+              step per inner step, the same for one inner step); dynamics meta-update
+              (``dyn_warmup_updates`` at the first iteration, then one)
     TRPO step on theta (+ MIME's eta step)
 
 Evaluation: on the env's fixed ``test_tasks()`` (or ``num_eval_envs`` tasks drawn once with seed + 1),
