@@ -111,7 +111,7 @@ def per_arm_asha(grace_fraction: float, reduction: float):
 
 
 # ----------------------------------------------------------------- the driver side
-def _outcome_callback(set_dir: str, verbose: bool):
+def _outcome_callback(set_dir: str, verbose: bool, local: bool):
     """Tune callback: records each trial's outcome in its run dir; remembers local Ray pids."""
     from ray import tune
 
@@ -126,6 +126,8 @@ def _outcome_callback(set_dir: str, verbose: bool):
 
         def on_trial_start(self, iteration, trials, trial, **info):
             print(f"started   {_tid(trial)}", flush=True)
+            if local:
+                record_local_pids(set_dir)  # its worker, too
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if verbose:
@@ -149,7 +151,7 @@ def _outcome_callback(set_dir: str, verbose: bool):
             print(f"FAILED    {_tid(trial)}: {_error_text(trial).strip().splitlines()[-1:]}", flush=True)
 
         def on_step_end(self, iteration, trials, **info):
-            if time.time() - self._last_pid_scan > 5:
+            if local and time.time() - self._last_pid_scan > 5:
                 self._last_pid_scan = time.time()
                 record_local_pids(set_dir)
 
@@ -286,7 +288,7 @@ def tune_trials(exp_set: ExperimentSet, set_dir: str, trials: list[Trial], opts:
         run_config=tune.RunConfig(
             name=time.strftime("tune_%Y-%m-%d_%H-%M-%S"), storage_path=os.path.join(set_dir, ".tune"),
             failure_config=tune.FailureConfig(max_failures=opts.retries),
-            callbacks=[_outcome_callback(set_dir, opts.verbose)], verbose=0))
+            callbacks=[_outcome_callback(set_dir, opts.verbose, local=not opts.address)], verbose=0))
     return tuner.fit()
 
 

@@ -114,8 +114,12 @@ def run_set(args: argparse.Namespace) -> int:
                           gpus_per_trial=args.gpus_per_trial, retries=args.retries, asha=args.asha,
                           asha_grace=args.asha_grace, asha_reduction=args.asha_reduction, num_cpus=args.num_cpus,
                           verbose=args.verbose)
-        with RayInstance(folder, args.address, args.num_cpus):
-            tune_trials(exp_set, folder, todo, opts)
+        try:
+            with RayInstance(folder, args.address, args.num_cpus):
+                tune_trials(exp_set, folder, todo, opts)
+        except RuntimeError as err:  # e.g. another driver still runs this set
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         failed = sum(1 for t in todo if not is_finished(os.path.join(folder, t.trial_id)))
     print(f"set {exp_set.name}: {len(todo) - failed} of {len(todo)} trials finished in {time.time() - t0:.1f} s"
           + (f"; {failed} not finished (python -m experiments.run status {args.set} --root {args.root})" if failed else ""),

@@ -119,6 +119,31 @@ def truncate_progress(run_dir: str, last_iteration: int) -> int:
     return len(rows) - len(keep)
 
 
+def _wait_for_previous_writer(info: dict, seconds: float = 30.0) -> None:
+    """A killed driver's worker may live on for a moment: never train a trial in two processes.
+    Waits for the process of the previous start (same host, same process: pid and start time)
+    to end; raises if it does not."""
+    try:
+        import psutil
+    except ImportError:
+        return
+    start = (info.get("starts") or [{}])[-1]
+    pid = start.get("pid")
+    if not pid or pid == os.getpid() or start.get("host") != socket.gethostname():
+        return
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        try:
+            proc = psutil.Process(pid)
+            if proc.create_time() > start["time"] or proc.status() == psutil.STATUS_ZOMBIE:
+                return  # a different process with a recycled pid, or already dead
+        except psutil.Error:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"trial {info['trial']['arm']} seed {info['trial']['seed']} is still being trained by "
+                       f"process {pid}; stop it first")
+
+
 def _build(trial: Trial, run_dir: str):
     """The trainer for this run dir: continued from its checkpoint, or a fresh run."""
     from config.loader import resolve
@@ -151,6 +176,7 @@ def run_trial(trial: Trial, run_dir: str, report: Report | None = None, score: s
     info = read_json(info_path) or {"trial": trial.to_dict(), "starts": []}
     if info.get("status") in FINISHED:
         return info
+    _wait_for_previous_writer(info)
     try:
         os.remove(os.path.join(run_dir, OUTCOME_FILE))  # a failed attempt's outcome: this one decides
     except FileNotFoundError:

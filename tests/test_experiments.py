@@ -175,10 +175,22 @@ def _alive(pids: list[int]) -> list[int]:
     return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+def _wait(folder: str, driver, until, seconds: float = 240) -> dict:
+    t0 = time.time()
+    while time.time() - t0 < seconds and driver.poll() is None:
+        infos = _trial_infos(folder)
+        hit = until(infos)
+        if hit:
+            return hit
+        time.sleep(0.2)
+    return {}
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
-    """A tiny set (2 arms x 2 seeds) whose driver is SIGKILLed once a trial has checkpointed
-    mid-run, then continued with --resume. Returns what the test needs to check."""
+    """A tiny set (2 arms x 2 seeds) with --retries 1: once a trial has checkpointed mid-run its
+    worker process is killed (Ray retries it), then the driver is SIGKILLed, then the set is
+    continued with --resume. Returns what the tests check."""
     pytest.importorskip("ray")
     pytest.importorskip("psutil")
     tmp = tmp_path_factory.mktemp("ray_set")
@@ -190,12 +202,13 @@ def killed_and_resumed(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": ROOT}
     t0 = time.time()
     with open(tmp / "first.log", "w") as log:
-        driver = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        while time.time() - t0 < 240 and driver.poll() is None:
-            infos = _trial_infos(folder)
-            if any(0 < i.get("last", {}).get("frames", 0) < BUDGET for i in infos.values()):
-                break
-            time.sleep(0.2)
+        driver = subprocess.Popen(cmd + ["--retries", "1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        mid_run = _wait(folder, driver, lambda infos: next(
+            ((n, i) for n, i in infos.items() if 0 < i.get("last", {}).get("frames", 0) < BUDGET), None))
+        assert mid_run, "no trial checkpointed mid-run: " + (tmp / "first.log").read_text()
+        failed, info = mid_run
+        os.kill(info["starts"][-1]["pid"], signal.SIGKILL)  # the trial's worker: a failure Ray retries
+        retried = _wait(folder, driver, lambda infos: len(infos.get(failed, {}).get("starts", [])) == 2, 120)
         assert driver.poll() is None, "the set finished before it could be interrupted: " + (tmp / "first.log").read_text()
         driver.send_signal(signal.SIGKILL)
         driver.wait()
@@ -205,6 +218,7 @@ def killed_and_resumed(tmp_path_factory):
     t1 = time.time()
     resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     return dict(path=path, root=root, folder=folder, at_kill=at_kill, first_pids=first_pids, resumed=resumed,
+                failed=failed, retried=bool(retried), first_log=(tmp / "first.log").read_text(),
                 seconds=(t1 - t0, time.time() - t1))
 
 
@@ -214,7 +228,7 @@ def test_killed_set_resumes_from_checkpoints(killed_and_resumed):
 
     r = killed_and_resumed
     assert r["resumed"].returncode == 0, r["resumed"].stdout + r["resumed"].stderr
-    assert "4 of 4 trials finished" in r["resumed"].stdout or "trials finished" in r["resumed"].stdout
+    assert "trials finished" in r["resumed"].stdout and "not finished" not in r["resumed"].stdout
     infos = _trial_infos(r["folder"])
     assert len(infos) == 4
     continued = 0
@@ -224,18 +238,25 @@ def test_killed_set_resumes_from_checkpoints(killed_and_resumed):
         iterations = [row["iteration"] for row in rows]
         assert iterations == sorted(set(iterations)) == [0, 2, 4, 6], (name, iterations)  # each evaluation once
         assert rows[-1]["frames"] == BUDGET  # frames counted once: the budget, not more
-        before = r["at_kill"].get(name, {})
-        if before.get("status") == "done":
+        if r["at_kill"].get(name, {}).get("status") == "done":
             assert len(info["starts"]) == 1  # finished before the kill: not run again
-        elif len(info["starts"]) == 2 and info["starts"][1]["resumed"]:
-            continued += 1
-            # continued from a checkpoint taken at one of its evaluations, not from scratch
-            assert info["starts"][1]["frames"] in (256, 512), info["starts"]
-    assert continued >= 1, "no trial was continued from its checkpoint"
+        for start in info["starts"][1:]:
+            if start["resumed"]:  # continued from a checkpoint taken at one of its evaluations
+                continued += 1
+                assert start["frames"] in (256, 512), info["starts"]
+    assert continued >= 2, "the retried trial and the interrupted ones continue from their checkpoints"
     print(f"first driver ran {r['seconds'][0]:.1f} s until killed; --resume took {r['seconds'][1]:.1f} s")
     # the killed driver's Ray processes were ended by --resume; the resumed run left none behind
     assert _alive(r["first_pids"]) == []
     assert not os.path.exists(os.path.join(r["folder"], ".ray_local_pids.json"))
+
+
+@pytest.mark.ray
+def test_a_failed_trial_is_retried_from_its_checkpoint(killed_and_resumed):
+    r = killed_and_resumed
+    assert r["retried"] and f"retrying  {r['failed']}" in r["first_log"], r["first_log"]
+    starts = _trial_infos(r["folder"])[r["failed"]]["starts"]
+    assert starts[1]["resumed"] and starts[1]["frames"] > 0  # the retry continued, not from scratch
 
 
 @pytest.mark.ray
