@@ -157,7 +157,7 @@ def _in_range(opt: Option, x: Any, where: str) -> None:
     too_low = opt.low is not None and (x < opt.low if opt.low_inclusive else x <= opt.low)
     too_high = opt.high is not None and (x > opt.high if opt.high_inclusive else x >= opt.high)
     if too_low or too_high:
-        if isinstance(x, int) and opt.low_inclusive and opt.high_inclusive:  # counts: the CLI's old wording
+        if opt.type in ("int", "int_list") and opt.low_inclusive and opt.high_inclusive:  # counts: the old wording
             bound = f">= {_num(opt.low)}" if too_low else f"<= {_num(opt.high)}"
             raise ConfigError(f"{where} must be {bound}, got {_short(x)}")
         rng = opt.describe_range()
@@ -266,6 +266,26 @@ def resolve(env_type: str, overrides: dict[str, list[str]] | None = None,
     return config
 
 
+def read_saved_config(run_dir: str) -> tuple[str, dict[str, Any]]:
+    """(env_type, values) of ``<run_dir>/config.json``, for ``resolve(env_type, overrides, values,
+    values_from=...)``. A missing, unreadable, corrupt or foreign file is a one-line ``ConfigError``."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--resume {run_dir}: no config.json there (is this a run directory?)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--resume {run_dir}: config.json cannot be read ({type(err).__name__})") from None
+    except (ValueError, RecursionError) as err:
+        raise ConfigError(f"--resume {run_dir}: config.json is corrupt ({str(err).splitlines()[0][:80]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("env_type"), str):
+        raise ConfigError(f"--resume {run_dir}: config.json is not the config of a run (no env_type)")
+    saved = dict(saved)
+    env_type = saved.pop("env_type")
+    return env_type, saved
+
+
 def check_device(name: str) -> None:
     """Refuse a device this machine does not have: ``ConfigError`` such as
     "--device cuda: no CUDA device is visible on this machine". "cpu" and "auto" always pass."""
@@ -289,6 +309,26 @@ def check_device(name: str) -> None:
 _ENV_BASE_ARGS = ("num_envs", "seed", "device")  # given by the trainer, not by --env_kwargs
 
 
+def _constructor_keywords(env_cls) -> list[str] | None:
+    """Keyword names an env constructor takes, following ``**kwargs`` up the class hierarchy
+    (``SparsePointEnv(goal_radius, **kwargs)`` also takes ``PointEnv``'s). None: unknown (a
+    factory or a chain that ends in ``**kwargs``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    inits = [c.__init__ for c in env_cls.__mro__ if "__init__" in vars(c) and c is not object] \
+        if isinstance(env_cls, type) else [env_cls]
+    names: list[str] = []
+    for init in inits:
+        try:
+            params = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        names += [p.name for p in params if p.kind in kinds and p.name != "self" and p.name not in _ENV_BASE_ARGS
+                  and p.name not in names]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
 def check_env_kwargs(env_name: str, kwargs: dict) -> None:
     """Refuse ``--env_kwargs`` keys the env's constructor does not take (before anything is
     created): ``ConfigError`` naming the unknown keys and the accepted ones. Envs whose
@@ -301,15 +341,9 @@ def check_env_kwargs(env_name: str, kwargs: dict) -> None:
         env_cls = ENVS.get(env_name)
     except KeyError as err:
         raise ConfigError(f"--env_name: {err.args[0]}") from None
-    try:
-        params = inspect.signature(env_cls).parameters
-    except (TypeError, ValueError):  # no introspectable signature: nothing to check
+    accepted = _constructor_keywords(env_cls)
+    if accepted is None:  # **kwargs that go somewhere we cannot see: nothing to check
         return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                           inspect.Parameter.KEYWORD_ONLY)
-                and n not in _ENV_BASE_ARGS]
     reserved = sorted(k for k in kwargs if k in _ENV_BASE_ARGS)
     if reserved:
         raise ConfigError(f"--env_kwargs: {', '.join(reserved)} cannot be set here "
@@ -324,7 +358,7 @@ def check_env_kwargs(env_name: str, kwargs: dict) -> None:
 def validate(cfg: Config) -> None:
     """Cross-field rules, checked once, with messages that say how to fix the command: the
     general ones, the VariBAD loop's (only for its configs) and each option module's."""
-    from trainers import TRAINERS  # names only; nothing heavy is imported
+    from config.trainers import TRAINERS  # names only; nothing heavy is imported
 
     if cfg.trainer not in TRAINERS:
         raise ConfigError(f"--trainer: unknown trainer {cfg.trainer!r}.{closest(cfg.trainer, TRAINERS)} "
@@ -397,5 +431,6 @@ def describe_options() -> str:
                 continue
             kind = opt.type + (" | none" if opt.optional else "")
             choice = f" {{{','.join(map(str, opt.choices))}}}" if opt.choices else ""
-            lines.append(f"  --{opt.name} <{kind}>{choice}  (default {opt.describe_default()})\n      {opt.help}")
+            rng = f" {opt.describe_range()}" if opt.describe_range() else ""
+            lines.append(f"  --{opt.name} <{kind}>{choice}{rng}  (default {opt.describe_default()})\n      {opt.help}")
     return "\n".join(lines)
