@@ -161,6 +161,10 @@ class Agent:
         return cls(cfg, spec, build_policy(cfg, spec, device), vae, device,
                    task_to_id=env.task_to_id if cfg.pass_task_as_onehot_id else None)
 
+    def new_policy(self) -> Policy:
+        """A freshly initialised policy of this agent's architecture (draws from the global RNG)."""
+        return build_policy(self.cfg, self.spec, self.device)
+
     def state_dict(self, with_vae_buffer: bool = False) -> dict:
         return {"policy": self.policy.state_dict(),
                 "vae": self.vae.state_dict(with_vae_buffer) if self.vae is not None else None}
@@ -213,7 +217,7 @@ def load_run(run_dir: str, device="cpu") -> LoadedRun:
     trainer, no new run dir."""
     from environments.bamdp import build_env
     from utils.checkpoint import load_checkpoint
-    from utils.run_dir import load_run_config
+    from config.run_dir import load_run_config
 
     cfg = load_run_config(run_dir, {"progress_bar": ["false"]})
     state = load_checkpoint(run_dir)

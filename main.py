@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from config.loader import DEFAULT_ENV_TYPE, ConfigError, describe_options, env_types, resolve, split_cli
-from utils.run_dir import load_run_config
+from config.run_dir import load_run_config
 
 USAGE = """usage: python main.py [--env-type NAME] [--<option> VALUE ...]
        python main.py --resume RUN_DIR [--num_frames N]

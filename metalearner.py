@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import torch
 
-from agent import Agent, latent_size, policy_input_dims
+from agent import Agent, build_policy, latent_size, policy_input_dims
 from algorithms.ppo import PolicyUpdater
 from algorithms.storage import RolloutStorage, compute_gae
 from components import build_components
 from components.task_inference import vae_target_dim
 from environments.bamdp import build_env
 from trainers.base import Interrupted, NonFiniteError, Trainer  # noqa: F401  (main imports them from here)
-from utils import evaluation, plotting
+import evaluation
+from utils import plotting
 from utils.running_stats import ReturnNormaliser
 from utils.spec import RunSpec
 
@@ -35,7 +36,8 @@ class MetaLearner(Trainer):
         cfg = self.cfg
         self.env = build_env(cfg, cfg.num_processes, cfg.seed, self.device)
         self.spec = RunSpec.from_env(self.env, cfg)
-        self.agent = Agent.build(cfg, self.spec, self.env, self.device, task_target_dim=vae_target_dim(cfg, self.spec))
+        ti_dim = vae_target_dim(cfg, self.spec, build_policy)
+        self.agent = Agent.build(cfg, self.spec, self.env, self.device, task_target_dim=ti_dim)
         self.policy, self.vae = self.agent.policy, self.agent.vae
         self.updater = self.make_updater()
         self.components = build_components(cfg, self.spec, self.agent, self.device)

@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from agent import load_run  # noqa: E402
 from environments.bamdp import build_env  # noqa: E402
-from utils.evaluation import run_bamdp  # noqa: E402
+from evaluation import run_bamdp  # noqa: E402
 
 
 def behaviour(run_dir: str, num_tasks: int, seed: int) -> dict[str, list[float]]:

@@ -22,16 +22,14 @@ def vae_supervised(cfg) -> bool:
     return cfg.ti_coeff is not None and not cfg.rlloss_through_encoder
 
 
-def vae_target_dim(cfg, spec) -> int | None:
+def vae_target_dim(cfg, spec, build_policy) -> int | None:
     """Size of the VAE task decoder's target (None: no TI on the VAE): the task embedding, or
-    (BI++HN) all generated base-net parameters, counted on a probe policy built without
-    touching the global RNG."""
+    (BI++HN) all generated base-net parameters, counted on a probe policy (``build_policy(cfg,
+    spec, device)``) built without touching the global RNG."""
     if not vae_supervised(cfg):
         return None
     if cfg.ti_target == "task":
         return cfg.policy_task_embedding_dim
-    from agent import build_policy
-
     with torch.random.fork_rng(devices=[]):
         probe = build_policy(cfg, spec, "cpu")
     return probe.body.generated_params(None, torch.zeros(1, probe.body.cond_dim)).shape[-1]
@@ -75,10 +73,8 @@ class TaskInference(Component):
         """With a hard reset every policy parameter except the task embedding is re-initialised."""
         if not self.cfg.ti_hard_reset:
             return
-        from agent import build_policy
-
         policy = self.agent.policy
-        fresh = build_policy(self.cfg, self.agent.spec, trainer.device).state_dict()
+        fresh = self.agent.new_policy().state_dict()
         fresh.update({k: v for k, v in policy.state_dict().items() if k.startswith(("embedders.task", "normalisers.task"))})
         policy.load_state_dict(fresh)
         trainer.updater = trainer.make_updater()

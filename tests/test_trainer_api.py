@@ -78,7 +78,7 @@ def test_ctrl_c_finishes_the_iteration_saves_and_resumes(tiny_cfg, tmp_path):
 def test_checkpoint_loads_into_an_agent_without_a_trainer(tiny_cfg, tmp_path):
     """load_run builds no trainer and no run dir; its agent evaluates exactly as the trainer did."""
     from agent import load_run
-    from utils import evaluation
+    import evaluation
 
     run = str(tmp_path / "run")
     trainer = build_trainer(tiny_cfg("treasure_hunt_hyperx", num_frames=256), run)

@@ -1,21 +1,10 @@
-"""Trainer registry: the ``trainer`` option names one of these loops.
-
-    varibad    metalearner.MetaLearner: the on-policy VariBAD family (VariBAD, RL2, oracles,
-               HyperX, hypernetwork policies, task inference, dream envs)
-
-Entries are "module:Class" strings, imported only when a run is built, so that the CLI can
-validate a config without importing torch. A new trainer subclasses ``trainers.base.Trainer``
-and adds one line here.
-"""
+"""Trainers: the ``trainer`` option names one (table: ``config/trainers.py``). Every trainer
+subclasses ``trainers.base.Trainer``, which owns what they share."""
 from __future__ import annotations
 
 import importlib
 
-TRAINERS: dict[str, str] = {
-    "varibad": "metalearner:MetaLearner",
-    "maml": "trainers.maml:MAMLTrainer",
-    "hyperzero": "trainers.hyperzero:HyperZeroTrainer",
-}
+from config.trainers import TRAINERS  # noqa: E402  (the name -> class table)
 
 
 def trainer_class(name: str):
