@@ -192,3 +192,17 @@ def test_progress_prints_its_first_line_at_once_when_piped(capsys):
     assert capsys.readouterr().err == ""
     Progress(1000, enabled=False).update(10)
     assert capsys.readouterr().err == ""
+
+
+def test_new_run_dir_stays_inside_the_results_dir(tmp_path):
+    from utils.logger import new_run_dir
+
+    path = new_run_dir(str(tmp_path), "GridNavi", "label", 3)
+    assert os.path.isdir(path) and os.path.dirname(os.path.dirname(path)) == str(tmp_path)
+    assert new_run_dir(str(tmp_path), "GridNavi", "label", 3) != path  # never reused
+    for env_name, label in (("GridNavi", "../../escape"), ("../..", "x"), ("GridNavi", "/abs")):
+        with pytest.raises(ValueError, match="not be inside the results dir"):
+            new_run_dir(str(tmp_path / "res"), env_name, label, 1)
+    with pytest.raises(ValueError):
+        new_run_dir("", "GridNavi", "x", 1)
+    assert not (tmp_path / "res").exists()

@@ -40,6 +40,10 @@ EVENTS_PREFIX = "events.out.tfevents."
 def new_run_dir(root: str, env_name: str, label: str, seed: int) -> str:
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     base = os.path.join(root, f"logs_{env_name}", f"{label}_{seed}__{stamp}")
+    seps = {"/", "\\"} | {s for s in (os.sep, os.altsep) if s}
+    parts = (f"logs_{env_name}", f"{label}_{seed}__{stamp}")
+    if not root or any(".." in p or any(s in p for s in seps) for p in parts):
+        raise ValueError(f"run dir {base!r} would not be inside the results dir {root!r}")
     path, k = base, 1
     while True:
         try:
