@@ -27,19 +27,19 @@ from typing import Callable
 import torch
 
 from environments.base import MetaEnv
+from environments.wrappers import MetaEnvWrapper
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 StateFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class DreamEnv(MetaEnv):
+class DreamEnv(MetaEnvWrapper):
     """A ``MetaEnv`` whose dream copies get ``reward_fn`` at their latent as reward."""
 
     def __init__(self, inner: MetaEnv, reward_fn: RewardFn, latent_dim: int, num_dream: int = 0,
                  dream_mask: torch.Tensor | None = None, state_fn: StateFn | None = None,
                  add_done_info: bool = False, sampler=None):
-        self.inner = inner
-        self.num_envs, self.device = inner.num_envs, inner.device
+        super().__init__(inner)
         self.generator = inner.generator
         self.reward_fn, self.state_fn, self.add_done_info = reward_fn, state_fn, add_done_info
         self.latent_dim = int(latent_dim)
@@ -51,20 +51,6 @@ class DreamEnv(MetaEnv):
         self.latents = torch.zeros(self.num_envs, self.latent_dim, device=self.device)
         self.sampler = sampler
         self.last_obs = inner._obs().clone()
-
-    # ----- forwarded attributes ------------------------------------------------------------------
-    observation_space = property(lambda self: self.inner.observation_space)
-    action_space = property(lambda self: self.inner.action_space)
-    max_episode_steps = property(lambda self: self.inner.max_episode_steps)
-    task_dim = property(lambda self: self.inner.task_dim)
-    belief_dim = property(lambda self: self.inner.belief_dim)
-    num_tasks = property(lambda self: self.inner.num_tasks)
-    step_count = property(lambda self: self.inner.step_count)
-
-    def __getattr__(self, name: str):
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     # ----- dreams ----------------------------------------------------------------------------------
     @property

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from environments.base import MetaEnv
+from environments.wrappers import MetaEnvWrapper
 
 _TASK_SETS = ("train", "eval")
 _POOL_SALT = 0x7A5C9001
@@ -72,7 +73,7 @@ def _first_unique(tasks: torch.Tensor) -> torch.Tensor:
     return first.sort().values
 
 
-class TaskPoolEnv(MetaEnv):
+class TaskPoolEnv(MetaEnvWrapper):
     """A ``MetaEnv`` whose tasks come from a fixed, seeded, finite pool split into train/eval."""
 
     def __init__(self, inner: MetaEnv, num_goals: int, num_train_goals: int | None = None,
@@ -86,8 +87,7 @@ class TaskPoolEnv(MetaEnv):
         if n_train + n_eval > num_goals:
             raise ValueError(f"num_train_goals ({n_train}) + num_eval_goals ({n_eval}) > num_goals ({num_goals}): "
                              "the training and evaluation tasks would overlap")
-        self.inner = inner
-        self.num_envs, self.device = inner.num_envs, inner.device
+        super().__init__(inner)
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(int(seed))
         self.num_goals, self.num_train_goals = int(num_goals), n_train
@@ -97,21 +97,6 @@ class TaskPoolEnv(MetaEnv):
         self.task_set = "train"
         self.task_ids = torch.full((self.num_envs,), -1, dtype=torch.long, device=self.device)
         self.reset()
-
-    # ----- forwarded attributes ------------------------------------------------------------
-    observation_space = property(lambda self: self.inner.observation_space)
-    action_space = property(lambda self: self.inner.action_space)
-    max_episode_steps = property(lambda self: self.inner.max_episode_steps)
-    task_dim = property(lambda self: self.inner.task_dim)
-    belief_dim = property(lambda self: self.inner.belief_dim)
-    num_tasks = property(lambda self: self.inner.num_tasks)
-    step_count = property(lambda self: self.inner.step_count)
-
-    def __getattr__(self, name: str):
-        # only reached for names the wrapper does not define (pos, goal, plot_rollout, ...)
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     # ----- the pool --------------------------------------------------------------------------
     @property
