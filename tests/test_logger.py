@@ -206,3 +206,23 @@ def test_new_run_dir_stays_inside_the_results_dir(tmp_path):
     with pytest.raises(ValueError):
         new_run_dir("", "GridNavi", "x", 1)
     assert not (tmp_path / "res").exists()
+
+
+def test_events_from_several_threads_stay_whole(tmp_path):
+    import threading
+
+    log = Logger(str(tmp_path))
+
+    def work(k):
+        for i in range(200):
+            log.add(f"t{k}", i, i)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    scalars = read_scalars(str(tmp_path))
+    assert len(scalars) == 800
+    assert all(sorted(s for t, s, _, _ in scalars if t == f"t{k}") == list(range(200)) for k in range(4))

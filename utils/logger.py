@@ -28,6 +28,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 from tensorboardX.proto.event_pb2 import Event
@@ -104,6 +105,8 @@ class EventFile:
 
     def __init__(self, run_dir: str, resume: bool = False, keep_until: float | None = None):
         os.makedirs(run_dir, exist_ok=True)
+        self._lock = threading.Lock()
+        self.dropped = 0
         existing = event_files(run_dir) if resume else []
         if existing:
             self.path = existing[0]
@@ -146,21 +149,24 @@ class EventFile:
             os.remove(path)
 
     def _write(self, event: Event) -> None:
-        self._f.write(_record(event.SerializeToString()))
-        self._f.flush()
+        data = _record(event.SerializeToString())
+        with self._lock:  # whole records, also when several threads log
+            self._f.write(data)
+            self._f.flush()
 
     def add_scalar(self, tag: str, value: float, step: int, walltime: float | None = None) -> None:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(value))])
         self._write(Event(wall_time=time.time() if walltime is None else walltime, step=int(step), summary=summary))
 
     def flush(self) -> None:
-        if not self._f.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
+        with self._lock:
+            if not self._f.closed:
+                self._f.flush()
+                os.fsync(self._f.fileno())
 
     def close(self) -> None:
-        if not self._f.closed:
-            self.flush()
+        self.flush()
+        with self._lock:
             self._f.close()
 
 
