@@ -250,3 +250,31 @@ def test_peek_info_reads_the_header_only(tmp_path):
     assert info.iteration == 7 and info.frames == 700
     assert ck.peek_info(os.path.join(tmp_path, "nope")) is None
     assert ck.has_checkpoint(str(tmp_path)) and not ck.has_checkpoint(str(tmp_path / "other"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 256 KiB filesystem (tmpfs); skipped where mounting is not allowed."""
+    import shutil
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if not shutil.which("mount") or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                                                   capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield str(mnt)
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_really_full_disk(tiny_disk):
+    save_checkpoint(state(1), tiny_disk)
+    big = state(2, buffer=torch.ones(200_000))  # 800 kB: does not fit
+    with pytest.raises(CheckpointError) as err:
+        save_checkpoint(big, tiny_disk)
+    msg = str(err.value)
+    assert "disk is full" in msg and "needs 80" in msg and os.path.join(tiny_disk, "checkpoints") in msg
+    assert files(tiny_disk) == ["checkpoint.pt"]
+    assert load_checkpoint(tiny_disk, log=Log())["iter"] == 1
