@@ -144,6 +144,8 @@ def _typed(opt: Option, val: Any, where: str) -> Any:
         except (TypeError, ValueError, RecursionError):
             raise ConfigError(f"{where}: {_short(val)} is not JSON") from None
         return val
+    if kind == "int" and isinstance(val, float) and val.is_integer():
+        val = int(val)  # 1e8 written in a preset
     if kind in ok and not ok[kind](val):
         raise ConfigError(f"{where}: {_short(val)} is not {_KIND[kind]}")
     return list(val) if isinstance(val, tuple) else val

@@ -378,3 +378,10 @@ def test_help_shows_ranges():
 
     text = describe_options()
     assert "--policy_gamma <float> [0, 1]" in text and "--lr_policy <float> > 0" in text
+
+
+def test_integral_floats_are_integers_in_presets_and_saved_configs():
+    cfg = resolve(ENV_TYPE, values={"num_frames": 1e4})
+    assert cfg.num_frames == 10_000 and isinstance(cfg.num_frames, int)
+    with pytest.raises(ConfigError, match="--num_frames: 1.5 is not an integer"):
+        resolve(ENV_TYPE, values={"num_frames": 1.5})
