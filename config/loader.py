@@ -311,6 +311,42 @@ def check_device(name: str) -> None:
 _ENV_BASE_ARGS = ("num_envs", "seed", "device")  # given by the trainer, not by --env_kwargs
 
 
+def _constructor_defaults(env_cls) -> dict[str, Any]:
+    """Keyword -> default value of an env constructor (following ``**kwargs`` up the classes)."""
+    out: dict[str, Any] = {}
+    inits = [c.__init__ for c in env_cls.__mro__ if "__init__" in vars(c) and c is not object] \
+        if isinstance(env_cls, type) else [env_cls]
+    for init in inits:
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            break
+        for p in params:
+            if p.default is not inspect.Parameter.empty:
+                out.setdefault(p.name, p.default)
+    return out
+
+
+def _check_env_kwarg_types(env_name: str, env_cls, kwargs: dict) -> None:
+    """A value must have the type of the constructor's default (int for int, a number for a
+    float, ...), be finite, and ``max_episode_steps`` must be >= 1."""
+    defaults = _constructor_defaults(env_cls)
+    for key, val in kwargs.items():
+        if key not in defaults or defaults[key] is None:
+            continue
+        default = defaults[key]
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+        if kinds is None:
+            continue
+        if not isinstance(val, kinds) or (type(default) is not bool and isinstance(val, bool)):
+            raise ConfigError(f"--env_kwargs: {key} of {env_name} takes {_KIND.get(type(default).__name__, 'a value')} "
+                              f"like its default {default!r}, got {_short(val)}")
+        if isinstance(val, float) and not math.isfinite(val):
+            raise ConfigError(f"--env_kwargs: {key} of {env_name} must be a finite number, got {val}")
+        if key == "max_episode_steps" and val < 1:
+            raise ConfigError(f"--env_kwargs: max_episode_steps of {env_name} must be >= 1, got {val}")
+
+
 def _constructor_keywords(env_cls) -> list[str] | None:
     """Keyword names an env constructor takes, following ``**kwargs`` up the class hierarchy
     (``SparsePointEnv(goal_radius, **kwargs)`` also takes ``PointEnv``'s). None: unknown (a
@@ -334,7 +370,8 @@ def _constructor_keywords(env_cls) -> list[str] | None:
 def check_env_kwargs(env_name: str, kwargs: dict) -> None:
     """Refuse ``--env_kwargs`` keys the env's constructor does not take (before anything is
     created): ``ConfigError`` naming the unknown keys and the accepted ones. Envs whose
-    constructor takes ``**kwargs`` accept any key. An unknown env name is a ``ConfigError`` too."""
+    constructor chain ends in ``**kwargs`` accept any key. Values must have the type of the
+    constructor's default. An unknown env name is a ``ConfigError`` too."""
     if not isinstance(kwargs, dict):
         raise ConfigError(f"--env_kwargs: {_short(kwargs)} is not a JSON object")
     from environments import ENVS
@@ -343,8 +380,9 @@ def check_env_kwargs(env_name: str, kwargs: dict) -> None:
         env_cls = ENVS.get(env_name)
     except KeyError as err:
         raise ConfigError(f"--env_name: {err.args[0]}") from None
+    _check_env_kwarg_types(env_name, env_cls, kwargs)
     accepted = _constructor_keywords(env_cls)
-    if accepted is None:  # **kwargs that go somewhere we cannot see: nothing to check
+    if accepted is None:  # **kwargs that go somewhere we cannot see: nothing more to check
         return
     reserved = sorted(k for k in kwargs if k in _ENV_BASE_ARGS)
     if reserved:

@@ -385,3 +385,17 @@ def test_integral_floats_are_integers_in_presets_and_saved_configs():
     assert cfg.num_frames == 10_000 and isinstance(cfg.num_frames, int)
     with pytest.raises(ConfigError, match="--num_frames: 1.5 is not an integer"):
         resolve(ENV_TYPE, values={"num_frames": 1.5})
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"max_episode_steps": "10"}, "max_episode_steps of GridNavi takes an integer like its default 15, got '10'"),
+    ({"max_episode_steps": 0}, "max_episode_steps of GridNavi must be >= 1, got 0"),
+    ({"max_episode_steps": True}, "takes an integer"),
+    ({"goal_reward": "1"}, "goal_reward of GridNavi takes a number"),
+    ({"goal_reward": float("nan")}, "must be a finite number"),
+])
+def test_check_env_kwargs_checks_value_types_against_defaults(kwargs, needle):
+    with pytest.raises(ConfigError) as err:
+        check_env_kwargs("GridNavi", kwargs)
+    assert needle in str(err.value)
+    check_env_kwargs("GridNavi", {"goal_reward": 2, "max_episode_steps": 4})  # an int for a float default is fine
