@@ -126,10 +126,24 @@ def _bonus_returns(agent, bonus, steps: dict, num_envs: int, R: int, seed: int) 
     return out
 
 
-def evaluate(agent, seed: int, num_envs: int | None = None, bonus=None, on_step=None) -> dict:
-    """Returns (and success, bonus returns, ...) per BAMDP episode over ``num_envs`` fresh tasks."""
-    env = build_env(agent.cfg, num_envs or agent.cfg.num_eval_envs, seed, agent.device)
+def evaluate(agent, seed: int, num_envs: int | None = None, bonus=None, on_step=None, task_set: str = "train") -> dict:
+    """Returns (and success, bonus returns, ...) per BAMDP episode over ``num_envs`` fresh tasks
+    (with a finite task pool: tasks of its ``task_set``)."""
+    env = build_env(agent.cfg, num_envs or agent.cfg.num_eval_envs, seed, agent.device, task_set=task_set)
     return run_bamdp(agent, env, on_step=on_step, bonus=bonus, seed=seed)
+
+
+def evaluate_task_sets(agent, seed: int, bonus=None) -> dict:
+    """Without a finite task pool: ``evaluate``. With one (ReId): the training tasks and, if
+    there are any, the held-out ones, each under ``res["sets"][name]``; the top-level metrics
+    are the held-out set's (the training set's if none is held out)."""
+    cfg = agent.cfg
+    if not getattr(cfg, "env_num_goals", None):
+        return evaluate(agent, seed, bonus=bonus)
+    sets = {"train": evaluate(agent, seed, bonus=bonus, task_set="train")}
+    if cfg.env_num_eval_goals:
+        sets["eval"] = evaluate(agent, seed, bonus=bonus, task_set="eval")
+    return {**sets.get("eval", sets["train"]), "sets": sets}
 
 
 def single_rollout(agent, seed: int, bonus=None) -> dict:

@@ -40,7 +40,7 @@ class MetaLearner(Trainer):
         self.agent = Agent.build(cfg, self.spec, self.env, self.device, task_target_dim=ti_dim)
         self.policy, self.vae = self.agent.policy, self.agent.vae
         self.updater = self.make_updater()
-        self.components = build_components(cfg, self.spec, self.agent, self.device)
+        self.components = build_components(cfg, self.spec, self.agent, self.device, self.env)
         extras = {k: d for c in self.components for k, d in c.storage_dims().items()}
         dims = {**policy_input_dims(cfg, self.spec), "state": self.spec.obs_dim,
                 "latent": latent_size(cfg) if self.vae else 0}
@@ -146,7 +146,7 @@ class MetaLearner(Trainer):
         return hyperx.bonus if hyperx is not None else None
 
     def evaluate(self) -> dict:
-        return evaluation.evaluate(self.agent, seed=self.cfg.seed * 42 + self.iter, bonus=self._bonus())
+        return evaluation.evaluate_task_sets(self.agent, seed=self.cfg.seed * 42 + self.iter, bonus=self._bonus())
 
     def visualise(self) -> None:
         trace = evaluation.single_rollout(self.agent, seed=self.cfg.seed * 42 + self.iter + 7, bonus=self._bonus())

@@ -59,6 +59,7 @@ class TrajectoryBuffer:
         self._env_idx = torch.arange(num_envs, device=device)
         self.reward_absmax = torch.ones((), device=device)  # running max |r|, for normalise_rew_targets
         self.normalise_rewards = False
+        self.store_mask: torch.Tensor | None = None  # [N] bool: copies whose finished trajectories are kept
         self.insert_pos, self.size = 0, 0
 
     def nbytes(self) -> int:
@@ -94,7 +95,8 @@ class TrajectoryBuffer:
         if self.capacity == 0:
             self.t[done] = 0
             return
-        envs = done.nonzero().squeeze(1)
+        keep = done if self.store_mask is None else done & self.store_mask  # e.g. no dream trajectories
+        envs = keep.nonzero().squeeze(1)
         n = len(envs)
         slots = (torch.arange(n) + self.insert_pos) % self.capacity
         for k in self.STORED:
@@ -221,6 +223,7 @@ class VAE:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vae") if self.overlap else None
         self._pending: Future | None = None
         self.task_target_fn: Callable | None = None  # tasks [B, dt] -> targets [B, task_target_dim]
+        self.frozen = False  # compute the loss but never step (ReId's freeze_vae)
         self.last_stats: dict = {}  # losses of the latest finished update
 
     # ---- bookkeeping ------------------------------------------------------------------------
@@ -297,6 +300,10 @@ class VAE:
     def _update_on(self, batches: list) -> dict:
         stats = {}
         for batch in batches:
+            if self.frozen:  # --freeze_vae: the loss is computed and logged, nothing is updated
+                with torch.no_grad():
+                    _, stats = self.loss(batch)
+                continue
             loss, stats = self.loss(batch)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -14,7 +14,7 @@ class EncoderRL(Component):
     def wanted(cfg) -> bool:
         return bool(cfg.rlloss_through_encoder) and not cfg.disable_metalearner
 
-    def __init__(self, cfg, spec, agent, device):
+    def __init__(self, cfg, spec, agent, device, env=None):
         self.cfg, self.agent = cfg, agent
 
     def update_kwargs(self, trainer) -> dict:

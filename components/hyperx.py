@@ -43,7 +43,7 @@ class HyperX(Component):
     def wanted(cfg) -> bool:
         return any(getattr(cfg, f"exploration_bonus_{k}") for k in BONUS_NAMES)
 
-    def __init__(self, cfg, spec, agent, device):
+    def __init__(self, cfg, spec, agent, device, env=None):
         self.cfg, self.agent = cfg, agent
         self.bonus = build_bonus(cfg, spec, device)
 

@@ -40,7 +40,7 @@ class TaskInference(Component):
     def wanted(cfg) -> bool:
         return bool(cfg.task_num_warmup) or cfg.ti_coeff is not None
 
-    def __init__(self, cfg, spec, agent, device):
+    def __init__(self, cfg, spec, agent, device, env=None):
         self.cfg, self.agent = cfg, agent
         if vae_supervised(cfg):  # computed without gradients: a stop-gradient target
             agent.vae.task_target_fn = lambda tasks: self.target(agent.task_input(tasks))

@@ -126,9 +126,18 @@ class BAMDPWrapper:
         self.bamdp_step.copy_(state["bamdp_step"])
 
 
-def build_env(cfg, num_envs: int, seed: int, device) -> BAMDPWrapper:
-    """The BAMDP of a run's config (``env_name``, ``env_kwargs``, ``max_rollouts_per_task``)."""
+def build_env(cfg, num_envs: int, seed: int, device, task_set: str = "train") -> BAMDPWrapper:
+    """The BAMDP of a run's config (``env_name``, ``env_kwargs``, ``max_rollouts_per_task``).
+    With a finite task pool (``env_num_goals``) the env draws only the tasks of ``task_set``
+    ("train" or "eval") of the pool, which the run's pool seed fixes."""
     from environments.registry import make_env
 
     env = make_env(cfg.env_name, num_envs=num_envs, seed=seed, device=device, **cfg.env_kwargs)
+    if getattr(cfg, "env_num_goals", None):
+        from environments.task_pool import TaskPoolEnv
+
+        pool_seed = cfg.env_pool_seed if cfg.env_pool_seed is not None else cfg.seed
+        env = TaskPoolEnv(env, cfg.env_num_goals, cfg.env_num_train_goals, cfg.env_num_eval_goals,
+                          pool_seed=pool_seed, seed=seed)
+        env.set_task_set(task_set)
     return BAMDPWrapper(env, cfg.max_rollouts_per_task)

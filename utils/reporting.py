@@ -13,6 +13,9 @@ Evaluations come as {metric: [value per BAMDP episode]}: "returns" (+ "returns_s
 ``<metric>_avg_per_{iter,frame}/episode_k``; each also becomes a progress.csv column
 ``<metric>_episode_k`` (``return_episode_k`` for the returns). A ``prefix`` (e.g. "eval_") is
 put in front of every evaluation tag and column. Scalar metrics are logged as they are.
+Evaluations on several task sets (finite training tasks, ReId) carry {"sets": {name: metrics}}:
+each set is logged with the prefix "<name>_" (``train_return_avg_per_frame/episode_k``,
+``eval_return_avg_per_frame/sum_episodes``, ...) besides the top-level metrics.
 """
 from __future__ import annotations
 
@@ -57,6 +60,12 @@ class Reporter:
             if isinstance(value, (int, float)):
                 log.add(f"{prefix}{name}", value, frames)
                 log.record(f"{prefix}{name}", value)
+        for set_name, sub in res.get("sets", {}).items():  # ReId: train_/eval_ tags, with sum_episodes
+            self.evaluation(sub, iteration, frames, fps, prefix=f"{prefix}{set_name}_", write_row=False)
+            total = sum(sub["returns"])
+            for axis, x in (("iter", iteration), ("frame", frames)):
+                log.add(f"{prefix}{set_name}_return_avg_per_{axis}/sum_episodes", total, x)
+            log.record(f"{prefix}{set_name}_return_sum_episodes", total)
         if write_row:
             self.end_row(iteration, frames, fps)
 

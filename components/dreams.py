@@ -1,0 +1,114 @@
+"""ReId's dream environments (Rimon et al. 2022) as a component of the VariBAD loop.
+
+The last ``num_dream_envs`` copies of the training batch become dream copies from update
+``delay_dream`` on: their task is a latent z drawn from a density fitted to posterior latents
+(Gaussian KDE, Dirichlet mixup, or the prior), their reward the VAE reward decoder at (z, s, a,
+s'), their transitions the real simulator of the env-type (tasks that differ in reward only).
+The policy never sees z: it acts on the state and its own belief, and dream and real copies
+share one PPO batch. Per iteration (``after_rollout``, a fixed point where no VAE update runs):
+
+    1. the real copies' full-trajectory posteriors at BAMDP ends go into the latent pools
+       (the reference encoded the last transition alone from a reset hidden state; here the
+       posterior b_{t+1} of the whole BAMDP, before the encoder's reset, is used)
+    2. every ``update_kde_interval`` updates: refit the density, take a snapshot of the reward
+       decoder (``clone_dream_vae``: only the first time), give both to the dream env
+Dream transitions stay out of the VAE buffer unless ``train_vae_on_dream``; dream and real
+rewards, the pool size and the KDE bandwidth are logged under ``dreams/``. A dream copy switched
+on in the middle of a BAMDP keeps its real task until that BAMDP ends.
+"""
+from __future__ import annotations
+
+import torch
+
+from components.base import Component
+from config.options_dreams import latent_sampler_kind
+from dreams.decoder_reward import decoder_reward_fn, snapshot
+from dreams.dream_env import DreamEnv
+from dreams.pool import LatentPool, latents_for_fit
+from dreams.samplers import make_sampler, parse_bandwidth
+
+
+class DreamEnvs(Component):
+    state_key = "dreams"
+
+    @staticmethod
+    def wanted(cfg) -> bool:
+        return cfg.num_dream_envs > 0
+
+    def __init__(self, cfg, spec, agent, device, env):
+        if env.env.obs_dim + (cfg.max_rollouts_per_task > 1) != spec.obs_dim:
+            raise ValueError("dream envs: the BAMDP observation is not the env observation (+ done flag)")
+        self.cfg, self.agent, self.vae = cfg, agent, agent.vae
+        self.pooled = env.env if hasattr(env.env, "pool_index") else None  # the finite task pool, if any
+        self.dream = DreamEnv(env.env, reward_fn=None, latent_dim=cfg.latent_dim,
+                              dream_mask=torch.zeros(env.num_envs, dtype=torch.bool, device=env.device),
+                              add_done_info=cfg.max_rollouts_per_task > 1)
+        env.env = self.dream  # the BAMDP now steps the dream env
+        self.mask = torch.arange(env.num_envs, device=env.device) >= env.num_envs - cfg.num_dream_envs
+        z = cfg.latent_dim
+        self.running = LatentPool(z, capacity=cfg.kde_pool_size, refit_every=cfg.update_kde_interval)
+        self.per_task = (LatentPool(z, num_keys=cfg.env_num_goals)
+                         if self.pooled is not None and cfg.kde_from_train else None)
+        self.decoder = None  # the reward decoder snapshot the dreams are rewarded by
+        self.started = False
+        if not cfg.train_vae_on_dream:
+            self.vae.buffer.store_mask = ~self.mask
+
+    def storage_dims(self) -> dict[str, int]:
+        return {"posterior": 2 * self.cfg.latent_dim, "task": self.agent.spec.task_dim if self.per_task is not None else 0}
+
+    def after_rollout(self, trainer) -> dict:
+        cfg, s, z = self.cfg, trainer.storage, self.cfg.latent_dim
+        ends = s.dones & ~self.dream.dream_mask[None]  # BAMDP ends of real copies in this rollout
+        means = s.extras["posterior"][..., :z][ends]
+        if cfg.kde_from_running_latents:
+            self.running.add(means)
+        if self.per_task is not None:
+            self.per_task.add(means, keys=self.pooled.pool_index(s.extras["task"][ends]))
+        it = trainer.iter  # updates done before this one; the dreams start with the rollout after update delay_dream
+        if it + 1 >= (cfg.delay_dream or 0) and self.running.due(it):
+            self._refit(it, trainer.cfg.seed)
+        dream = self.dream.dream_mask
+        stats = {"running_pool_size": float(len(self.running)), "dreaming_copies": float(dream.sum()),
+                 "real_reward_per_step": float(s.rewards_raw[:, ~dream].mean())}
+        if bool(dream.any()):
+            stats["dream_reward_per_step"] = float(s.rewards_raw[:, dream].mean())
+        factor = getattr(self.dream.sampler, "factor", None)
+        if factor is not None:
+            stats["kde_bandwidth_factor"] = float(factor)
+        return {"dreams": stats}
+
+    def _refit(self, it: int, seed: int) -> None:
+        cfg = self.cfg
+        running = self.running if cfg.kde_from_running_latents else None
+        latents, _ = latents_for_fit(running, self.per_task, min_latents=cfg.latent_dim + 1)
+        kind = latent_sampler_kind(cfg) if latents is not None else "prior"
+        sampler = make_sampler(kind, latents, latent_dim=cfg.latent_dim, bandwidth=parse_bandwidth(cfg.kde_bandwidth),
+                               alpha=cfg.mixup_alpha, seed=seed * 1000 + it)
+        self.running.mark_fitted(it)  # a FIFO of the latest kde_pool_size latents (ReId: cleared at each fit)
+        if self.decoder is None or not cfg.clone_dream_vae:
+            self.decoder = snapshot(self.vae.reward_decoder)
+        self._install()
+        self.dream.set_sampler(sampler)
+        if not self.started:
+            self.dream.set_dream_mask(self.mask)
+            self.started = True
+
+    def _install(self) -> None:
+        scale = (lambda: self.vae.buffer.reward_absmax) if self.cfg.normalise_rew_targets else None
+        self.dream.reward_fn = decoder_reward_fn(self.decoder, scale=scale)
+
+    def state_dict(self) -> dict:
+        return {"running": self.running.state_dict(),
+                "per_task": self.per_task.state_dict() if self.per_task is not None else None,
+                "decoder": self.decoder.state_dict() if self.decoder is not None else None, "started": self.started}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.running.load_state_dict(state["running"])
+        if self.per_task is not None:
+            self.per_task.load_state_dict(state["per_task"])
+        self.started = state["started"]
+        if state["decoder"] is not None:
+            self.decoder = snapshot(self.vae.reward_decoder)
+            self.decoder.load_state_dict(state["decoder"])
+            self._install()
