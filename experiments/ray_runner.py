@@ -1,5 +1,5 @@
 """Run a set's trials as a Ray Tune experiment: a local Ray instance (started and stopped here,
-on loopback, usage stats off) or an existing cluster (``address``).
+listening on 127.0.0.1 only, no dashboard, usage stats off) or an existing cluster (``address``).
 
 Each Tune trial trains one set trial in its own run dir (``experiments.trial.run_trial``) and
 reports every evaluation to Tune. The run dirs are the source of truth: a failed trial is
@@ -229,6 +229,19 @@ def end_orphans(set_dir: str, timeout: float = 5.0) -> list[int]:
     return [p.pid for p in procs]
 
 
+def loopback_only() -> None:
+    """Keep a local instance on 127.0.0.1. On Linux Ray 2.60 resolves ``_node_ip_address=
+    "127.0.0.1"`` to the machine's address and its servers listen on every interface; as a
+    single-node instance (Ray's switch for Windows/macOS, which makes the node address the
+    loopback one) GCS, raylet, workers and agents listen on 127.0.0.1 only. The switch is read
+    when ray is imported (and by the workers, which inherit the environment)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 class RayInstance:
     """Context manager: a local Ray instance (loopback, no dashboard, no usage stats), or a
     connection to the cluster at ``address``."""
@@ -241,6 +254,8 @@ class RayInstance:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        if not self.address:
+            loopback_only()
         import ray
 
         path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -253,7 +268,7 @@ class RayInstance:
             # local workers inherit this environment (no runtime env: the prestarted workers can be used)
             os.environ["PYTHONPATH"] = path
             ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, include_dashboard=False,
-                     _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="warning")
+                     log_to_driver=False, logging_level="warning")
             record_local_pids(self.set_dir)
         return self
 

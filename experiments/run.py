@@ -117,6 +117,10 @@ def run_set(args: argparse.Namespace) -> int:
         try:
             with RayInstance(folder, args.address, args.num_cpus):
                 tune_trials(exp_set, folder, todo, opts)
+        except ConnectionError as err:
+            hint = " (a cluster with token authentication: set RAY_AUTH_MODE=token and its token)" if args.address else ""
+            print(f"error: {err}{hint}", file=sys.stderr)
+            return 2
         except RuntimeError as err:  # e.g. another driver still runs this set
             print(f"error: {err}", file=sys.stderr)
             return 2

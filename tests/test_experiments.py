@@ -186,6 +186,22 @@ def _wait(folder: str, driver, until, seconds: float = 240) -> dict:
     return {}
 
 
+def _listening(folder: str) -> set[str]:
+    """The addresses the local Ray instance's processes listen on (TCP)."""
+    import psutil
+
+    with open(os.path.join(folder, ".ray_local_pids.json")) as f:
+        pids = [p["pid"] for p in json.load(f)["processes"]]
+    addrs = set()
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        addrs |= {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
+    return addrs
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory):
     """A tiny set (2 arms x 2 seeds) with --retries 1: once a trial has checkpointed mid-run its
@@ -207,6 +223,7 @@ def killed_and_resumed(tmp_path_factory):
             ((n, i) for n, i in infos.items() if 0 < i.get("last", {}).get("frames", 0) < BUDGET), None))
         assert mid_run, "no trial checkpointed mid-run: " + (tmp / "first.log").read_text()
         failed, info = mid_run
+        listening = _listening(folder)
         os.kill(info["starts"][-1]["pid"], signal.SIGKILL)  # the trial's worker: a failure Ray retries
         retried = _wait(folder, driver, lambda infos: len(infos.get(failed, {}).get("starts", [])) == 2, 120)
         assert driver.poll() is None, "the set finished before it could be interrupted: " + (tmp / "first.log").read_text()
@@ -218,7 +235,7 @@ def killed_and_resumed(tmp_path_factory):
     t1 = time.time()
     resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     return dict(path=path, root=root, folder=folder, at_kill=at_kill, first_pids=first_pids, resumed=resumed,
-                failed=failed, retried=bool(retried), first_log=(tmp / "first.log").read_text(),
+                failed=failed, listening=listening, retried=bool(retried), first_log=(tmp / "first.log").read_text(),
                 seconds=(t1 - t0, time.time() - t1))
 
 
@@ -249,6 +266,12 @@ def test_killed_set_resumes_from_checkpoints(killed_and_resumed):
     # the killed driver's Ray processes were ended by --resume; the resumed run left none behind
     assert _alive(r["first_pids"]) == []
     assert not os.path.exists(os.path.join(r["folder"], ".ray_local_pids.json"))
+
+
+@pytest.mark.ray
+def test_local_instance_listens_on_loopback_only(killed_and_resumed):
+    addrs = killed_and_resumed["listening"]
+    assert addrs and addrs <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, addrs
 
 
 @pytest.mark.ray
