@@ -154,6 +154,30 @@ def test_best_grid_point_and_aggregates():
     assert agg["per_variant"]["a[lr_policy=0.0003]"]["mean"] == pytest.approx(4.5)
 
 
+def test_per_arm_asha_compares_trials_within_their_arm_only():
+    pytest.importorskip("ray")
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from experiments.ray_runner import per_arm_asha
+
+    sched = per_arm_asha(grace_fraction=0.25, reduction=2)
+    sched.set_search_properties("score", "max")
+
+    def trial(tid: str, arm: str):
+        return SimpleNamespace(trial_id=tid, config={"trial": {"group": arm, "budget": 100}})
+
+    a1, a2, b1 = trial("a1", "a"), trial("a2", "a"), trial("b1", "b")
+    for t in (a1, a2, b1):
+        sched.on_trial_add(None, t)
+    assert sched.on_trial_result(None, a1, {"frames": 25, "score": 5.0}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(None, a2, {"frames": 25, "score": 1.0}) == TrialScheduler.STOP  # worse than a1
+    # far below arm a, but alone in its arm: another method is never stopped by arm a's learning rates
+    assert sched.on_trial_result(None, b1, {"frames": 25, "score": -100.0}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(None, a1, {"frames": 100, "score": 6.0}) == TrialScheduler.CONTINUE  # runs to its budget
+
+
 # ------------------------------------------------------------------ a real local Ray instance
 BUDGET = 768  # 6 iterations of 128 frames; evaluations (and checkpoints) every 2
 
