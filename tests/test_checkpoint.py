@@ -67,7 +67,7 @@ def _corrupt_newest(run_dir, how: str) -> None:
 
 @pytest.mark.parametrize("how, needle", [
     ("truncated", "truncated"), ("empty", "empty"), ("garbage", "no header"), ("flipped", "checksum mismatch"),
-    ("foreign_torch", "no header"), ("header_only", "truncated"), ("bad_header", "damaged header"),
+    ("foreign_torch", "not a training state"), ("header_only", "truncated"), ("bad_header", "damaged header"),
 ])
 def test_a_damaged_newest_checkpoint_is_reported_and_the_previous_used(tmp_path, how, needle):
     save_checkpoint(state(1), str(tmp_path))
@@ -278,3 +278,15 @@ def test_a_really_full_disk(tiny_disk):
     assert "disk is full" in msg and "needs 80" in msg and os.path.join(tiny_disk, "checkpoints") in msg
     assert files(tiny_disk) == ["checkpoint.pt"]
     assert load_checkpoint(tiny_disk, log=Log())["iter"] == 1
+
+
+def test_a_legacy_checkpoint_without_header_loads_with_a_warning(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    torch.save(state(4), folder / CHECKPOINT)  # what the previous version wrote
+    log = Log()
+    got, info = load_checkpoint_with_info(str(tmp_path), log=log)
+    assert got["iter"] == 4 and info.iteration == 4 and not info.verified
+    assert len(log) == 1 and "no checksum" in log[0]
+    save_checkpoint(state(5), str(tmp_path))  # the next save rotates it away normally
+    assert load_checkpoint_with_info(str(tmp_path), log=log)[1].verified

@@ -11,7 +11,8 @@ Each file is a small header followed by the ``torch.save`` payload::
 
 ``load_checkpoint`` verifies the header, the size and the SHA-256 of the payload of the newest
 file; a corrupt, truncated or foreign file is reported in one line (``log``) and the previous
-one is used. ``save_checkpoint`` refuses states with a NaN/inf tensor (``assert_finite_state``),
+one is used. A plain ``torch.save`` file of a training state (written before checksums) is
+loaded unverified, with a one-line warning. ``save_checkpoint`` refuses states with a NaN/inf tensor (``assert_finite_state``),
 serialises in memory, writes a temp file (fsync), keeps the previous newest as ``prev1`` through
 a hard link (``checkpoint.pt`` exists at every moment) and renames the temp file over
 ``checkpoint.pt``. Any ``OSError`` while writing (a full disk: ENOSPC) removes the temp file and
@@ -58,6 +59,7 @@ class CheckpointInfo:
     iteration: int | None
     frames: int | None
     saved_at: float
+    verified: bool = True  # False: a legacy file without header (written before checksums), loaded as it is
 
 
 # ------------------------------------------------------------------ paths
@@ -239,6 +241,10 @@ def read_checkpoint(path: str) -> tuple[dict, CheckpointInfo]:
     except OSError as err:
         raise CheckpointError(f"{name}: cannot be read ({err.strerror or err})") from None
     if not blob.startswith(MAGIC):
+        if blob.startswith(b"PK\x03\x04"):  # a plain torch.save file: a legacy checkpoint or a foreign one
+            state = _unpickle(name, blob)
+            return state, CheckpointInfo(path, _int_or_none(state.get("iter")), _int_or_none(state.get("frames")),
+                                         os.path.getmtime(path), verified=False)
         what = "empty" if not blob else "not a checkpoint of this framework (no header)"
         raise CheckpointError(f"{name}: {what}")
     end = blob.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
@@ -256,14 +262,19 @@ def read_checkpoint(path: str) -> tuple[dict, CheckpointInfo]:
         raise CheckpointError(f"{name}: truncated or padded ({len(payload):,} of {size:,} payload bytes)")
     if hashlib.sha256(payload).hexdigest() != sha:
         raise CheckpointError(f"{name}: checksum mismatch (the file is corrupt)")
+    state = _unpickle(name, payload)
+    info = CheckpointInfo(path, header.get("iteration"), header.get("frames"), float(header.get("saved_at", 0.0)))
+    return state, info
+
+
+def _unpickle(name: str, payload: bytes) -> dict:
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001  (any unpickling failure means an unusable file)
         raise CheckpointError(f"{name}: cannot be unpickled ({type(err).__name__})") from None
     if not isinstance(state, dict) or any(k not in state for k in _REQUIRED_KEYS):
         raise CheckpointError(f"{name}: not a training state (a dict with {', '.join(_REQUIRED_KEYS)})")
-    info = CheckpointInfo(path, header.get("iteration"), header.get("frames"), float(header.get("saved_at", 0.0)))
-    return state, info
+    return state
 
 
 def load_checkpoint_with_info(run_dir: str, log: Callable[[str], Any] | None = print) -> tuple[dict, CheckpointInfo]:
@@ -275,7 +286,10 @@ def load_checkpoint_with_info(run_dir: str, log: Callable[[str], Any] | None = p
     problems = []
     for path in paths:
         try:
-            return read_checkpoint(path)
+            state, info = read_checkpoint(path)
+            if not info.verified and log is not None:
+                log(f"warning: {os.path.basename(path)} has no checksum (written by an older version); loaded unverified")
+            return state, info
         except CheckpointError as err:
             problems.append(str(err))
             if log is not None:
