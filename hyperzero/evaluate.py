@@ -86,14 +86,14 @@ def plot_results(rows: list[dict], names: list[str], path: str) -> None:
     labels = [f"m={r['margin']:g}\nL={r['length']:g}" for r in rows]
     x = np.arange(len(rows))
     width = 0.8 / (len(names) + 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) * (len(names) + 1) * 0.4), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows) * (len(names) + 1)), 4.5))
     ax.bar(x, [r["expert_return"] for r in rows], width, label="expert (trained on the context)", color="k")
     for j, n in enumerate(names):
         ax.bar(x + (j + 1) * width, [r[f"{n}_return"] for r in rows], width, label=n)
     ax.set_xticks(x + 0.4 - width / 2, labels)
     ax.set_ylabel("episode return")
     ax.set_title("zero-shot return on held-out contexts")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=100)
