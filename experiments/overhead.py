@@ -40,9 +40,32 @@ def measure(trials: int, frames: int, concurrent: int) -> dict[str, float]:
         tune_trials(exp, folder, exp.trials, RunOptions(max_concurrent=concurrent))
         t2 = time.time()
     t3 = time.time()
+    spans = {"inproc": _spans(os.path.join(tmp, "inproc")), "ray": _spans(folder)}
+    ray_spans = sorted(spans["ray"])
+    gaps = [b[0] - a[1] for a, b in zip(ray_spans, ray_spans[1:])] if concurrent == 1 else []
     return {"trials": trials, "concurrent": concurrent, "in_process_s": inproc, "ray_start_s": t1 - t0,
             "ray_trials_s": t2 - t1, "ray_stop_s": t3 - t2, "ray_total_s": t3 - t0,
-            "overhead_per_trial_s": ((t2 - t1) * concurrent - inproc) / trials}
+            "overhead_per_trial_s": ((t2 - t1) * concurrent - inproc) / trials,
+            "trial_in_process_s": _mean([b - a for a, b in spans["inproc"]]),
+            "trial_in_ray_s": _mean([b - a for a, b in ray_spans]),
+            "first_trial_start_s": ray_spans[0][0] - t1 if ray_spans else float("nan"),
+            "gap_between_trials_s": _mean(gaps)}
+
+
+def _spans(folder: str) -> list[tuple[float, float]]:
+    """(start, end) of every trial in a set folder, from its trial.json."""
+    from experiments.trial import read_json
+
+    out = []
+    for name in os.listdir(folder):
+        info = read_json(os.path.join(folder, name, "trial.json"))
+        if info and info.get("starts"):
+            out.append((info["starts"][0]["time"], info["updated"]))
+    return out
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Ray: start {res['ray_start_s']:.1f} s, trials {res['ray_trials_s']:.1f} s at {res['concurrent']} at a time, "
           f"stop {res['ray_stop_s']:.1f} s (total {res['ray_total_s']:.1f} s)")
     print(f"overhead per trial (trial time x concurrency - in-process, per trial): {res['overhead_per_trial_s']:.2f} s")
+    print(f"one trial: {res['trial_in_process_s']:.2f} s in-process, {res['trial_in_ray_s']:.2f} s in a Ray worker; "
+          f"first trial starts {res['first_trial_start_s']:.1f} s after Ray is up (Tune setup, worker imports); "
+          f"gap between trials {res['gap_between_trials_s']:.2f} s")
     return 0
 
 

@@ -181,8 +181,9 @@ def run_trial(trial: Trial, run_dir: str, report: Report | None = None, score: s
         os.remove(os.path.join(run_dir, OUTCOME_FILE))  # a failed attempt's outcome: this one decides
     except FileNotFoundError:
         pass
+    began = time.time()
     trainer, resumed = _build(trial, run_dir)
-    info["starts"].append({"time": time.time(), "resumed": resumed, "frames": int(trainer.frames),
+    info["starts"].append({"time": began, "built_s": time.time() - began, "resumed": resumed, "frames": int(trainer.frames),
                            "iteration": int(trainer.iter), "pid": os.getpid(), "host": socket.gethostname()})
     info.update(status="running", updated=time.time(), num_frames=trial.num_frames)
     write_json(info_path, info)
