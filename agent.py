@@ -13,7 +13,7 @@ act through an ``Agent``; none of them needs a trainer.
 
 The belief updater encodes one transition and resets copies whose BAMDP ended to the prior
 (their next observation already belongs to a new task); ``posterior`` is b_{t+1} before that
-reset, which the HyperX bonuses pair with s_{t+1}.
+reset, which the HyperX bonuses pair with s_{t+1} (as ``torch.cat([mean, logvar], -1)``).
 """
 from __future__ import annotations
 
@@ -183,15 +183,14 @@ class BeliefUpdater:
         self.prior = encoder.prior(1)
         self.h0 = encoder.initial_hidden(num_envs, device)
 
-    def __call__(self, belief: Posterior, enc_action, next_obs, reward, prev_obs, done) -> tuple[Posterior, torch.Tensor]:
+    def __call__(self, belief: Posterior, enc_action, next_obs, reward, prev_obs, done) -> tuple[Posterior, Posterior]:
         """Encode transition (prev_obs, enc_action, reward, next_obs) of every copy; copies
         whose BAMDP ended (``done``) restart from the prior: their next observation belongs to
-        a new task. Returns (belief for the next step, posterior b_{t+1} [N, 2z] before the reset)."""
+        a new task. Returns (belief for the next step, posterior b_{t+1} before the reset)."""
         post = self.encoder.step(enc_action, next_obs, reward[:, None], belief.hidden, prev_state=prev_obs)
-        posterior = torch.cat([post.mean, post.logvar], -1)
         new_task, prior = done[:, None], self.prior
         return Posterior(torch.where(new_task, prior.mean, post.mean), torch.where(new_task, prior.logvar, post.logvar),
-                         torch.where(new_task, self.h0, post.hidden)), posterior
+                         torch.where(new_task, self.h0, post.hidden)), post
 
 
 @dataclass

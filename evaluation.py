@@ -61,7 +61,8 @@ def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None, seed: 
             out["dense"][rows, ep] += info["dense_reward"] * live
         enc_action = agent.encoder_action(act.action)
         if vae:
-            belief, posterior = encode(belief, enc_action, info["next_obs"], reward, obs, done)
+            belief, post = encode(belief, enc_action, info["next_obs"], reward, obs, done)
+            posterior = torch.cat([post.mean, post.logvar], -1)
         if bonus is not None:
             for key, val in (("next_obs", info["next_obs"]), ("done", done), ("prev_obs", obs), ("rewards", reward),
                              ("episode", ep), ("active", active.clone()),

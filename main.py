@@ -7,17 +7,20 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 
-from config.loader import DEFAULT_ENV_TYPE, ConfigError, describe_options, env_types, resolve, split_cli
+from config.loader import (DEFAULT_ENV_TYPE, ConfigError, check_device, check_env_kwargs, describe_options, env_types,
+                           resolve, split_cli)
 from config.run_dir import load_run_config
 
 USAGE = """usage: python main.py [--env-type NAME] [--<option> VALUE ...]
-       python main.py --resume RUN_DIR [--num_frames N]
+       python main.py --resume RUN_DIR [--num_frames N] [--device D] [--num_threads K] [--progress_bar B]
+                      [--log_interval K] [--eval_interval K] [--vis_interval K] [--save_interval K] [--keep_checkpoints K]
        python main.py --list-env-types | --help"""
 
 RESUME_OVERRIDABLE = {"num_frames", "device", "num_threads", "progress_bar", "log_interval", "eval_interval",
-                      "vis_interval", "save_interval"}
+                      "vis_interval", "save_interval", "keep_checkpoints"}
 
 
 def parse(argv: list[str]):
@@ -59,22 +62,31 @@ def main(argv: list[str] | None = None) -> int:
 
     from trainers import build_trainer  # heavy imports after the CLI checks
     from trainers.base import Interrupted, NonFiniteError
-    from utils.logger import new_run_dir
+    from utils.checkpoint import CheckpointError
+    from utils.lock import RunLock, RunLockedError
+    from utils.logger import new_run_dir, save_json
 
+    try:  # everything that can be refused is refused before a run dir exists
+        check_device(cfg.device)
+        check_env_kwargs(cfg.env_name, cfg.env_kwargs)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if mode == "resume":
         run_dir = target
     else:
-        try:
-            from environments import ENVS
-
-            ENVS.get(cfg.env_name)
-        except KeyError as err:
-            print(f"error: --env_name: {err.args[0]}", file=sys.stderr)
-            return 2
         run_dir = new_run_dir(cfg.results_log_dir, cfg.env_name, cfg.exp_label, cfg.seed)
+        save_json(cfg.to_dict(), os.path.join(run_dir, "config.json"))  # at once: a killed start-up can be resumed
     print(f"{'resuming' if mode == 'resume' else 'training'} {cfg.env_type} -> {run_dir}", flush=True)
     try:
-        result = build_trainer(cfg, run_dir, resume=mode == "resume").train()
+        with RunLock(run_dir):
+            result = build_trainer(cfg, run_dir, resume=mode == "resume").train()
+    except RunLockedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     except NonFiniteError as err:
         print(f"error: training stopped: {err}", file=sys.stderr)
         return 3
@@ -84,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\naborted (no checkpoint of this iteration)", file=sys.stderr)
         return 130
-    print("final evaluation, return per episode: " + " ".join(f"{r:.3f}" for r in result.get("returns", [])))
+    if result.get("returns"):
+        print("final evaluation, return per episode: " + " ".join(f"{r:.3f}" for r in result["returns"]))
     return 0
 
 

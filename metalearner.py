@@ -95,16 +95,18 @@ class MetaLearner(Trainer):
             obs, reward, done, info = self.env.step(act.env_action)
             any_done = bool(done.any())  # CPU: free; on GPU one sync per step (env already syncs)
             enc_action = agent.encoder_action(act.action)
-            step = {"next_belief": info.get("next_belief"), "task": info.get("task")}
+            extras = {k: info[k] for k in ("next_belief", "task") if k in s.extras}  # what components asked for
             if vae is not None:
-                belief, step["posterior"] = encode(belief, enc_action, info["next_obs"], reward, self.obs, done)
+                belief, post = encode(belief, enc_action, info["next_obs"], reward, self.obs, done)
+                if "posterior" in s.extras:
+                    extras["posterior"] = torch.cat([post.mean, post.logvar], -1)  # b_{t+1}, before a task reset
                 latent = agent.latent(belief)
                 vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
             self.obs = obs
             inputs = agent.inputs(self.env, obs, latent)  # what the policy sees next; also stored
             s.insert(inputs=inputs, hidden=None if belief is None else belief.hidden, next_obs=info["next_obs"],
                      action=act.action, reward_raw=reward, reward=reward, done=done, trunc=info["bamdp_truncated"],
-                     extras={k: step[k] for k in s.extras})
+                     extras=extras)
             self.frames += cfg.num_processes
         s.evaluate_policy(self.policy)  # values and log-probs, one batched pass
         if cfg.norm_rew_for_policy:

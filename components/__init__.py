@@ -20,7 +20,9 @@ from components.task_inference import TaskInference
 
 def build_components(cfg, spec, agent, device, env) -> list[Component]:
     """``env``: the training BAMDP (a component may wrap its inner env, as the dream envs do)."""
-    from components.dreams import DreamEnvs  # scipy: only where dreams are used
+    candidates = [LoadPretrained, HyperX, TaskInference, EncoderRL, FreezeVAE]
+    if cfg.num_dream_envs:
+        from components.dreams import DreamEnvs  # scipy: imported only where dreams are used
 
-    candidates = (LoadPretrained, HyperX, TaskInference, EncoderRL, FreezeVAE, DreamEnvs)
+        candidates.append(DreamEnvs)
     return [cls(cfg, spec, agent, device, env) for cls in candidates if cls.wanted(cfg)]

@@ -1,25 +1,17 @@
 """Reading a run dir back: its config (for ``--resume`` and for analysis tools)."""
 from __future__ import annotations
 
-import json
 import os
 
-from config.errors import ConfigError
 
+def load_run_config(run_dir: str, overrides: dict, need_checkpoint: bool = False):
+    """The run's resolved config (``config.json``, range-checked like any other source), with
+    CLI-token ``overrides`` applied. A corrupt or foreign file is a one-line ConfigError."""
+    from config.errors import ConfigError
+    from config.loader import read_saved_config, resolve
+    from utils.checkpoint import has_checkpoint
 
-def load_run_config(run_dir: str, overrides: dict):
-    """The run's resolved config (``config.json``), with CLI-token ``overrides`` applied."""
-    from config.loader import resolve
-
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise ConfigError(f"--resume {run_dir}: no config.json there (is this a run directory?)")
-    if not os.path.isdir(os.path.join(run_dir, "checkpoints")) or not os.listdir(os.path.join(run_dir, "checkpoints")):
-        raise ConfigError(f"--resume {run_dir}: the run has no checkpoint yet; nothing to resume")
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-        env_type = saved.pop("env_type")
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, AttributeError) as err:
-        raise ConfigError(f"--resume {run_dir}: config.json is corrupt ({type(err).__name__}: {err})") from None
-    return resolve(env_type, overrides, values=saved)
+    env_type, saved = read_saved_config(run_dir)
+    if need_checkpoint and not has_checkpoint(run_dir):
+        raise ConfigError(f"{run_dir}: the run has no checkpoint")
+    return resolve(env_type, overrides, values=saved, values_from=os.path.join(run_dir, "config.json"))

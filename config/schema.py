@@ -287,6 +287,7 @@ _add(g, "log_interval", "int", 500, "TensorBoard scalars every k updates", low=1
 _add(g, "eval_interval", "int", 500, "evaluation every k updates", low=1)
 _add(g, "vis_interval", "int", 500, "behaviour/latent plots every k updates", low=1)
 _add(g, "save_interval", "int", 1000, "checkpoint every k updates", low=1)
+_add(g, "keep_checkpoints", "int", 3, "checkpoints kept (the newest first; a corrupt one falls back to the previous)", low=1)
 _add(g, "num_eval_envs", "int", 16, "env copies (= tasks) per evaluation", low=1, high=100_000)
 _add(g, "progress_bar", "bool", True, "show a progress bar on stderr")
 

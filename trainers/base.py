@@ -33,7 +33,7 @@ import signal
 import threading
 from typing import Any, Callable, Iterable
 
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import has_checkpoint, load_checkpoint_with_info, save_checkpoint
 from utils.logger import Progress, save_json
 from utils.reporting import Reporter
 from utils.seeding import pick_device, rng_state, seed_everything, set_rng_state, set_threads
@@ -60,11 +60,15 @@ class Trainer:
         self.last_eval: dict = {}
         self.stop_requested = False
         self.build()
-        self.reporter = Reporter(run_dir, resume=resume)
-        if resume:
-            self.load_state_dict(load_checkpoint(run_dir))
-        else:
-            save_json(cfg.to_dict(), os.path.join(run_dir, "config.json"))
+        info = None
+        if resume and has_checkpoint(run_dir):
+            state, info = load_checkpoint_with_info(run_dir)
+            self.load_state_dict(state)
+        # a resumed run dir without a checkpoint (killed during start-up) starts over: all its rows go
+        self.reporter = Reporter(run_dir, resume=resume, resume_iteration=self.iter if info else -1,
+                                 resume_time=info.saved_at if info else None)
+        if not resume:  # the config as it ran: the device actually used, not "auto"
+            save_json({**cfg.to_dict(), "device": str(self.device)}, os.path.join(run_dir, "config.json"))
         self.progress = Progress(cfg.num_frames, cfg.progress_bar, start_frames=self.frames)
 
     # ------------------------------------------------------------- hooks for subclasses
@@ -164,7 +168,10 @@ class Trainer:
         set_rng_state(state["rng"])
 
     def save(self) -> None:
-        save_checkpoint(self.state_dict(), self.run_dir)
+        """An atomic, verified checkpoint (the last ``keep_checkpoints`` are kept). Logs are
+        flushed first: a checkpoint never refers to rows that are not on disk."""
+        self.reporter.flush()
+        save_checkpoint(self.state_dict(), self.run_dir, keep=self.cfg.keep_checkpoints)
 
 
 class _CtrlC:

@@ -28,9 +28,15 @@ GROUPS = {"policy": ("policy_losses/", "iter"), "vae": ("vae_losses/", "iter"), 
 
 
 class Reporter:
-    def __init__(self, run_dir: str, resume: bool = False):
+    def __init__(self, run_dir: str, resume: bool = False, resume_iteration: int | None = None,
+                 resume_time: float | None = None):
+        """On resume, rows and events logged after the checkpoint (iteration ``resume_iteration``,
+        written at ``resume_time``) are dropped: every iteration is logged once, whatever the kills."""
         self.run_dir = run_dir
-        self.logger = Logger(run_dir, resume=resume)
+        self.logger = Logger(run_dir, resume=resume, resume_iteration=resume_iteration, resume_time=resume_time)
+
+    def flush(self) -> None:
+        self.logger.flush()
 
     def add(self, tag: str, value, x: int) -> None:
         self.logger.add(tag, value, x)

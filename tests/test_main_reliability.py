@@ -1,0 +1,45 @@
+"""main.py end to end: a run dir killed during start-up resumes from scratch; a second process
+on a run dir is refused; config.json records the device used; resuming a finished run is quiet."""
+import json
+import os
+
+from main import main
+from utils.checkpoint import has_checkpoint
+from utils.lock import RunLock
+
+TINY = ["--num_frames", "256", "--num_processes", "4", "--policy_num_steps", "32", "--precollect_len", "0",
+        "--ppo_num_minibatch", "2", "--vae_batch_num_trajs", "2", "--size_vae_buffer", "50", "--num_vae_updates", "1",
+        "--eval_interval", "1", "--vis_interval", "1000", "--num_eval_envs", "2", "--progress_bar", "false",
+        "--encoder_gru_hidden_size", "16", "--latent_dim", "3", "--policy_layers", "16"]
+
+
+def _run_dir(root):
+    (env_dir,) = os.listdir(root)
+    (run,) = os.listdir(os.path.join(root, env_dir))
+    return os.path.join(root, env_dir, run)
+
+
+def test_new_run_records_the_device_used_and_a_killed_start_up_resumes(tmp_path, capsys):
+    assert main(TINY + ["--results_log_dir", str(tmp_path)]) == 0
+    run = _run_dir(tmp_path)
+    assert json.load(open(os.path.join(run, "config.json")))["device"] == "cpu"
+    # a run killed during start-up: config.json written, nothing else
+    fresh = tmp_path / "killed"
+    fresh.mkdir()
+    cfg = json.load(open(os.path.join(run, "config.json")))
+    json.dump(cfg, open(fresh / "config.json", "w"))
+    assert main(["--resume", str(fresh)]) == 0
+    assert has_checkpoint(str(fresh))
+    rows = open(fresh / "progress.csv").read().strip().splitlines()
+    assert len(rows) == 1 + 3  # header + iterations 0, 1, 2, once each
+    capsys.readouterr()
+    assert main(["--resume", run]) == 0  # already finished: nothing to do, no empty result line
+    assert "final evaluation, return per episode: \n" not in capsys.readouterr().out
+
+
+def test_second_process_on_a_run_dir_is_refused(tmp_path, capsys):
+    assert main(TINY + ["--results_log_dir", str(tmp_path)]) == 0
+    run = _run_dir(tmp_path)
+    with RunLock(run):
+        assert main(["--resume", run, "--num_frames", "384"]) == 2
+    assert "lock" in capsys.readouterr().err.lower()
