@@ -9,6 +9,6 @@ run as Ray Tune trials (each a normal run dir), then plotted and summarised.
 Modules: ``sets`` (format, loading, validation, expansion into trials), ``trial`` (one trial
 in a run dir: build / resume, report every evaluation), ``ray_runner`` (the local or remote
 Ray instance and the Tune experiment), ``results`` (read a set's run dirs), ``status``,
-``stats`` (final scores, best grid point per arm, rliable aggregates), ``plot`` and ``run``
-(the command line).
+``stats`` (final scores, best grid point per arm, rliable aggregates), ``plot``, ``run``
+(the command line) and ``overhead`` (Ray's cost per trial). See experiments/README.md.
 """

@@ -72,6 +72,10 @@ def prepare(exp_set, folder: str, resume: bool) -> list:
 
 
 def run_in_process(exp_set, folder: str, trials: list) -> int:
+    """The trials one after another in this process; returns how many failed. Ctrl-C stops the
+    set (the current trial ends with a checkpoint; --resume continues it)."""
+    from trainers.base import Interrupted
+
     failed = 0
     for trial in trials:
         print(f"started   {trial.trial_id}", flush=True)
@@ -79,6 +83,9 @@ def run_in_process(exp_set, folder: str, trials: list) -> int:
             info = run_trial(trial, os.path.join(folder, trial.trial_id), score=exp_set.score)
             print(f"{info['status']:<9} {trial.trial_id} (score {info.get('last', {}).get('score', float('nan')):.3f})",
                   flush=True)
+        except Interrupted:
+            print(f"interrupted {trial.trial_id}; continue the set with --resume", flush=True)
+            return failed + len(trials) - trials.index(trial)
         except Exception as err:  # one failing trial does not stop the set
             failed += 1
             write_json(os.path.join(folder, trial.trial_id, "outcome.json"), {"status": "failed", "error": repr(err)})

@@ -154,6 +154,37 @@ def test_best_grid_point_and_aggregates():
     assert agg["per_variant"]["a[lr_policy=0.0003]"]["mean"] == pytest.approx(4.5)
 
 
+def test_no_ray_crash_then_resume_continues_from_the_checkpoint(tmp_path, capsys):
+    """Without Ray (--no-ray): a trial that crashes after its first checkpoint is continued by
+    --resume from that checkpoint (frames counted once); finished trials are skipped."""
+    from experiments.results import read_progress
+    from experiments.run import main
+    from experiments.trial import run_trial
+
+    path = write_set(tmp_path, "noray", dict(arms=["gridworld_varibad:rnn"], seeds=[1, 2], num_frames=512,
+                                             options=tiny_options(eval_interval=2)))
+    root = str(tmp_path / "results")
+    exp = sets.load(path)
+    first = exp.trials[0]
+    run_dir = os.path.join(root, "noray", first.trial_id)
+
+    def crash(metrics):
+        if metrics["frames"] >= 256:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_trial(first, run_dir, report=crash)
+    assert main([path, "--root", root, "--no-ray"]) == 2  # runs exist: refuses without --resume
+    assert main([path, "--root", root, "--no-ray", "--resume"]) == 0
+    assert "(0 finished, 2 to run)" in capsys.readouterr().out
+    info = _trial_infos(os.path.join(root, "noray"))[first.trial_id]
+    assert [(s["resumed"], s["frames"]) for s in info["starts"]] == [(False, 0), (True, 256)]
+    rows = read_progress(os.path.join(run_dir, "progress.csv"))
+    assert [r["iteration"] for r in rows] == [0, 2, 4] and rows[-1]["frames"] == 512
+    assert main([path, "--root", root, "--no-ray", "--resume"]) == 0
+    assert "(2 finished, 0 to run)" in capsys.readouterr().out
+
+
 def test_per_arm_asha_compares_trials_within_their_arm_only():
     pytest.importorskip("ray")
     from types import SimpleNamespace
