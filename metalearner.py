@@ -15,6 +15,8 @@ Run dir, reporting, evaluation schedule, checkpoints, NaN guard and callbacks: `
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from agent import Agent, build_policy, latent_size, policy_input_dims
@@ -171,7 +173,13 @@ class MetaLearner(Trainer):
                 add("encoder/latent_logvar", s.inputs["latent"][..., z:].mean(), it)
 
     # ---------------------------------------------------------------- checkpoints
+    def _buffer_folder(self) -> str:
+        return os.path.join(self.run_dir, "checkpoints", "vae_buffer")
+
     def trainer_state(self) -> dict:
+        if self.vae is not None and self.vae.buffer.capacity and not self.cfg.checkpoint_vae_buffer:
+            self.vae.wait()
+            self.vae.buffer.save_segments(self._buffer_folder(), keep=self.cfg.keep_checkpoints + 1)
         state = {"vae_pretrained": self.vae_pretrained, **self.agent.state_dict(self.cfg.checkpoint_vae_buffer),
                  "updater": self.updater.state_dict(), "bonus": None, "rew_norm": self.rew_norm.state_dict(),
                  "env": self.env.state_dict(), "obs": self.obs.clone()}
@@ -181,6 +189,8 @@ class MetaLearner(Trainer):
     def load_trainer_state(self, state: dict) -> None:
         self.vae_pretrained = state["vae_pretrained"]
         self.agent.load_state_dict(state)
+        if self.vae is not None and self.vae.buffer.capacity and "data" not in state["vae"]["buffer"]:
+            self.vae.buffer.load_segments(self._buffer_folder())
         self.updater.load_state_dict(state["updater"])
         for c in self.components:
             if c.state_key:

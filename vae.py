@@ -61,6 +61,8 @@ class TrajectoryBuffer:
         self.normalise_rewards = False
         self.store_mask: torch.Tensor | None = None  # [N] bool: copies whose finished trajectories are kept
         self.insert_pos, self.size = 0, 0
+        self.total = 0          # trajectories ever stored; trajectory i lives in slot i % capacity
+        self.saved_totals: list[int] = []  # ``total`` at the segment saves still referenced by checkpoints
 
     def nbytes(self) -> int:
         """Bytes of the FIFO once full."""
@@ -113,6 +115,7 @@ class TrajectoryBuffer:
         self.lengths[slots] = self.t[envs].cpu()
         self.insert_pos = (self.insert_pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
+        self.total += n
         self.t[done] = 0
 
     def sample(self, batch: int, generator: torch.Generator | None = None) -> SimpleNamespace:
@@ -137,9 +140,59 @@ class TrajectoryBuffer:
         L = max(int(self.t.max()), 1)
         return SimpleNamespace(**{k: v[:L] for k, v in self.running.items()}, lengths=self.t.clone())
 
+    # ---- checkpoints: the stored trajectories go either inline (``with_data``) or, by default, into
+    # incremental segment files next to the checkpoints, each written once: a save costs only the
+    # trajectories stored since the previous one, and the folder holds about one buffer's worth.
+    def save_segments(self, folder: str, keep: int = 3) -> None:
+        """Write the trajectories stored since the last save to ``folder/seg_<first>_<end>.pt``
+        (atomically), and delete the segments that none of the last ``keep`` saves needs."""
+        import os
+
+        os.makedirs(folder, exist_ok=True)
+        first = max(self.saved_totals[-1] if self.saved_totals else 0, self.total - self.capacity)
+        if self.total > first:
+            ids = torch.arange(first, self.total)
+            slots = ids % self.capacity
+            seg = {"data": {k: v[:, slots].clone() for k, v in self.data.items()}, "start_obs": self.start_obs[:, slots].clone(),
+                   "tasks": self.tasks[slots].clone(), "lengths": self.lengths[slots].clone()}
+            path = os.path.join(folder, f"seg_{first:012d}_{self.total:012d}.pt")
+            torch.save(seg, path + ".tmp")
+            os.replace(path + ".tmp", path)
+        self.saved_totals = (self.saved_totals + [self.total])[-keep:]
+        oldest_needed = self.saved_totals[0] - self.capacity
+        for name in os.listdir(folder):
+            end = _segment_range(name)
+            if end is not None and end[1] <= oldest_needed:
+                os.remove(os.path.join(folder, name))
+
+    def load_segments(self, folder: str) -> None:
+        """Refill the stored trajectories of a checkpoint saved with ``save_segments`` (segments
+        beyond it, written by a run killed before its next checkpoint, are ignored)."""
+        import os
+
+        want = range(max(0, self.total - self.capacity), self.total)
+        found = 0
+        names = sorted(n for n in (os.listdir(folder) if os.path.isdir(folder) else []) if _segment_range(n))
+        for name in names:
+            a, b = _segment_range(name)
+            lo, hi = max(a, want.start), min(b, want.stop)
+            if lo >= hi:
+                continue
+            seg = torch.load(os.path.join(folder, name), map_location="cpu", weights_only=True)
+            rows, slots = torch.arange(lo - a, hi - a), torch.arange(lo, hi) % self.capacity
+            for k in self.STORED:
+                self.data[k][:, slots] = seg["data"][k][:, rows]
+            self.start_obs[:, slots] = seg["start_obs"][:, rows]
+            self.tasks[slots], self.lengths[slots] = seg["tasks"][rows], seg["lengths"][rows]
+            found += hi - lo
+        if found < len(want):
+            raise FileNotFoundError(f"VAE buffer segments in {folder} hold {found} of the {len(want)} trajectories "
+                                    "this checkpoint needs")
+        self.size, self.insert_pos = len(want), self.total % self.capacity if self.capacity else 0
+
     def state_dict(self, with_data: bool) -> dict:
         state = {"running": {k: v.clone() for k, v in self.running.items()}, "t": self.t.clone(),
-                 "reward_absmax": self.reward_absmax.clone(),
+                 "reward_absmax": self.reward_absmax.clone(), "total": self.total, "saved_totals": list(self.saved_totals),
                  "running_tasks": self.running_tasks.clone(), "insert_pos": self.insert_pos, "size": self.size}
         if with_data:
             state.update(data={k: v[:, :self.size].clone() for k, v in self.data.items()},
@@ -153,6 +206,7 @@ class TrajectoryBuffer:
         self.t.copy_(state["t"])
         self.reward_absmax = state["reward_absmax"].to(self.device)
         self.running_tasks.copy_(state["running_tasks"])
+        self.total, self.saved_totals = state.get("total", state["size"]), list(state.get("saved_totals", []))
         if "data" in state:
             n = state["lengths"].shape[0]
             for k, v in state["data"].items():
@@ -161,7 +215,13 @@ class TrajectoryBuffer:
             self.tasks[:n] = state["tasks"]
             self.lengths[:n] = state["lengths"]
             self.insert_pos, self.size = state["insert_pos"], state["size"]
-        # without stored data the buffer restarts empty and refills from new rollouts
+        # without inline data: the trainer refills the buffer with ``load_segments``
+
+
+def _segment_range(name: str) -> tuple[int, int] | None:
+    """(first, end) trajectory ids of a buffer segment file name, None for other files."""
+    parts = name[:-3].split("_") if name.startswith("seg_") and name.endswith(".pt") else []
+    return (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else None
 
 
 def gaussian_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:

@@ -210,7 +210,9 @@ _add(g, "vae_buffer_dtype", "str", "float32", "storage type of the VAE buffer (f
 _add(g, "vae_update_overlap", "bool", True,
      "run the VAE updates on a second thread while the next rollout is collected; the policy then acts "
      "with an encoder one VAE update older (deterministic, resumable). Off: strictly sequential")
-_add(g, "checkpoint_vae_buffer", "bool", False, "also store the VAE buffer in checkpoints")
+_add(g, "checkpoint_vae_buffer", "bool", False,
+     "store the whole VAE buffer inside every checkpoint (default: incremental segment files in checkpoints/vae_buffer, "
+     "each trajectory written once; resume is exact either way)")
 
 # ----- encoder -------------------------------------------------------------------------------
 g = "encoder"

@@ -32,9 +32,10 @@ def test_different_seed_different_numbers(tiny_cfg, tmp_path):
     assert not torch.equal(_params(a), _params(b))
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_resume_equals_uninterrupted(overlap, tiny_cfg, tmp_path):
-    kw = dict(checkpoint_vae_buffer=True, eval_interval=1000, vae_update_overlap=overlap)
+@pytest.mark.parametrize("overlap,inline_buffer", [(True, False), (False, False), (True, True)])
+def test_resume_equals_uninterrupted(overlap, inline_buffer, tiny_cfg, tmp_path):
+    """With default options (VAE buffer in incremental segments) and with the buffer inline."""
+    kw = dict(checkpoint_vae_buffer=inline_buffer, eval_interval=1000, vae_update_overlap=overlap)
     full = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=512, **kw), str(tmp_path / "full"))
     full.train()                                   # 4 updates
     part_dir = str(tmp_path / "part")
@@ -81,3 +82,28 @@ def test_behaviour_stats_reads_a_run_without_touching_it(tiny_cfg, tmp_path):
     loaded = load_run(run)
     bonus = loaded.bonus()
     assert all(v > 0 for p in ("climb", "circle") for v in path_bonus(loaded, bonus, p, num_tasks=3, seed=0))
+
+
+def test_vae_buffer_segments_survive_a_kill_after_writing_and_fall_back(tiny_cfg, tmp_path):
+    """Segments written by a run killed before its next checkpoint are ignored on resume; each
+    trajectory is written once; the folder keeps what the kept checkpoints need."""
+    import glob
+
+    kw = dict(eval_interval=1000, save_interval=1, size_vae_buffer=6)
+    full = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=768, **kw), str(tmp_path / "full"))
+    full.train()
+    run = str(tmp_path / "part")
+    part = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=384, **kw), run)
+    part.train()
+    ahead = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=768, **kw), run, resume=True)
+    ahead.train_iteration()  # one more iteration, its new trajectories written, then killed before the checkpoint
+    ahead.vae.wait()
+    ahead.vae.buffer.save_segments(os.path.join(run, "checkpoints", "vae_buffer"))
+    assert ahead.vae.buffer.total > part.vae.buffer.total
+    del ahead
+    segs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(run, "checkpoints", "vae_buffer", "seg_*.pt")))
+    ranges = [tuple(int(x) for x in s[4:-3].split("_")) for s in segs]
+    assert all(a < b for a, b in ranges) and all(r1[1] <= r2[0] for r1, r2 in zip(ranges, ranges[1:]))  # written once
+    resumed = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=768, **kw), run, resume=True)
+    resumed.train()
+    assert torch.equal(_params(resumed), _params(full))
