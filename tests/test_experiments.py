@@ -339,6 +339,7 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(killed_and_resumed):
 
 @pytest.mark.ray
 def test_plot_has_one_curve_per_arm_over_its_seeds(killed_and_resumed, tmp_path):
+    pytest.importorskip("seaborn")
     from experiments.plot import plot
 
     res = plot(killed_and_resumed["path"], killed_and_resumed["root"], out=str(tmp_path))
