@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -41,6 +42,7 @@ def measure(trials: int, frames: int, concurrent: int) -> dict[str, float]:
         t2 = time.time()
     t3 = time.time()
     spans = {"inproc": _spans(os.path.join(tmp, "inproc")), "ray": _spans(folder)}
+    shutil.rmtree(tmp, ignore_errors=True)
     ray_spans = sorted(spans["ray"])
     gaps = [b[0] - a[1] for a, b in zip(ray_spans, ray_spans[1:])] if concurrent == 1 else []
     return {"trials": trials, "concurrent": concurrent, "in_process_s": inproc, "ray_start_s": t1 - t0,
