@@ -88,6 +88,8 @@ def run_bamdp(agent, env, record: bool = False, on_step=None, bonus=None, seed: 
         res["sparse_return"] = out["sparse"].mean(0).tolist()
         res["dense_return"] = out["dense"].mean(0).tolist()
     bonus_steps = None
+    if bonus is not None and not bonus.has_statistics():
+        bonus = None  # before the first training rollout the normalisers know no scale: nothing meaningful to report
     if bonus is not None:
         steps = {k: v for k, v in steps.items() if v and v[0] is not None}
         res.update(_bonus_returns(agent, bonus, steps, num_envs, R, seed))

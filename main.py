@@ -7,8 +7,10 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 
 from config.loader import (DEFAULT_ENV_TYPE, ConfigError, check_device, check_env_kwargs, describe_options, env_types,
                            resolve, split_cli)
@@ -17,10 +19,14 @@ from config.run_dir import load_run_config
 USAGE = """usage: python main.py [--env-type NAME] [--<option> VALUE ...]
        python main.py --resume RUN_DIR [--num_frames N] [--device D] [--num_threads K] [--progress_bar B]
                       [--log_interval K] [--eval_interval K] [--vis_interval K] [--save_interval K] [--keep_checkpoints K]
+                      [--lr_policy X] [--lr_vae X] [--policy_max_grad_norm X] [--encoder_max_grad_norm X]
+                      [--decoder_max_grad_norm X]
        python main.py --list-env-types | --help"""
 
 RESUME_OVERRIDABLE = {"num_frames", "device", "num_threads", "progress_bar", "log_interval", "eval_interval",
-                      "vis_interval", "save_interval", "keep_checkpoints"}
+                      "vis_interval", "save_interval", "keep_checkpoints",
+                      # recovery from a NaN: lower learning rates, clip gradients (VariBAD loop)
+                      "lr_policy", "lr_vae", "policy_max_grad_norm", "encoder_max_grad_norm", "decoder_max_grad_norm"}
 
 
 def parse(argv: list[str]):
@@ -43,6 +49,17 @@ def parse(argv: list[str]):
     if len(env_type) != 1:
         raise ConfigError("--env-type takes one preset name")
     return "train", env_type[0], args
+
+
+def _record_resume_overrides(cfg, run_dir: str, overrides: dict) -> None:
+    """Options changed on resume stay changed for later resumes (config.json) and are recorded
+    with the time in ``resumes.jsonl``."""
+    from utils.logger import save_json
+
+    save_json(cfg.to_dict(), os.path.join(run_dir, "config.json"))
+    with open(os.path.join(run_dir, "resumes.jsonl"), "a") as f:
+        f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "overrides": {k: getattr(cfg, k) for k in overrides}}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'resuming' if mode == 'resume' else 'training'} {cfg.env_type} -> {run_dir}", flush=True)
     try:
         with RunLock(run_dir):
+            if mode == "resume" and overrides:
+                _record_resume_overrides(cfg, run_dir, overrides)
             result = build_trainer(cfg, run_dir, resume=mode == "resume").train()
     except RunLockedError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -192,6 +192,10 @@ class MetaLearner(Trainer):
         if self.vae is not None and self.vae.buffer.capacity and "data" not in state["vae"]["buffer"]:
             self.vae.buffer.load_segments(self._buffer_folder())
         self.updater.load_state_dict(state["updater"])
+        self.updater.set_lr(self.cfg.lr_policy)  # a resume may lower the learning rates (NaN recovery)
+        if self.vae is not None:
+            for group in self.vae.optimiser.param_groups:
+                group["lr"] = self.cfg.lr_vae
         for c in self.components:
             if c.state_key:
                 c.load_state_dict(state[c.state_key])

@@ -130,6 +130,18 @@ class PolicyUpdater:
         b = err(clipped, ret, reduction="none")
         return (0.5 if not self.huber else 1.0) * torch.max(a, b).mean()
 
+    def set_lr(self, lr: float) -> None:
+        """A new base learning rate (e.g. on resume); with annealing, the schedule continues from it."""
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [lr for _ in self.scheduler.base_lrs]
+            factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        else:
+            factor = 1.0
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr * factor
+            if "initial_lr" in group:
+                group["initial_lr"] = lr
+
     def state_dict(self) -> dict:
         return {"optimiser": self.optimiser.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None}

@@ -95,6 +95,10 @@ class ExplorationBonus:
     def enabled(self) -> bool:
         return bool(self.names)
 
+    def has_statistics(self) -> bool:
+        """Whether the normalisers have seen a training rollout (before that a bonus has no scale)."""
+        return all(float(n.rms.count) >= 1 for n in self.normalisers.values())
+
     @property
     def uses_beliefs(self) -> bool:
         """Whether ``compute``/``update_rnd`` need beliefs (hyper-state or belief RND on)."""

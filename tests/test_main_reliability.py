@@ -43,3 +43,63 @@ def test_second_process_on_a_run_dir_is_refused(tmp_path, capsys):
     with RunLock(run):
         assert main(["--resume", run, "--num_frames", "384"]) == 2
     assert "lock" in capsys.readouterr().err.lower()
+
+
+def test_resume_may_lower_learning_rates_and_records_it(tmp_path):
+    import torch
+
+    from agent import load_run
+    from utils.checkpoint import load_checkpoint
+
+    assert main(TINY + ["--results_log_dir", str(tmp_path), "--lr_policy", "1e-3"]) == 0
+    run = _run_dir(tmp_path)
+    assert main(["--resume", run, "--num_frames", "384", "--lr_policy", "1e-4", "--lr_vae", "2e-4"]) == 0
+    state = load_checkpoint(run, log=None)
+    assert [g["lr"] for g in state["updater"]["optimiser"]["param_groups"]] == [1e-4]
+    assert [g["lr"] for g in state["vae"]["optimiser"]["param_groups"]] == [2e-4]
+    assert json.load(open(os.path.join(run, "config.json")))["lr_policy"] == 1e-4
+    (line,) = open(os.path.join(run, "resumes.jsonl")).read().splitlines()
+    assert json.loads(line)["overrides"] == {"num_frames": 384, "lr_policy": 1e-4, "lr_vae": 2e-4}
+    assert torch.isfinite(torch.cat([p.flatten() for p in load_run(run).agent.policy.parameters()])).all()
+
+
+def test_a_users_env_is_checked_on_first_use():
+    """An env registered outside environments/ that breaks the batched contract fails at once with
+    a message saying what is wrong."""
+    import pytest
+    import torch
+    from gymnasium import spaces
+
+    from environments.base import MetaEnv
+    from environments.checker import EnvContractError
+    from environments.registry import ENVS, make_env
+
+    class Broken(MetaEnv):  # rewards of shape [N, 1] instead of [N]
+        observation_space = spaces.Box(-1, 1, (2,))
+        action_space = spaces.Discrete(2)
+        max_episode_steps, task_dim = 5, 1
+
+        def sample_tasks(self, n):
+            return torch.rand(n, 1, generator=self.generator)
+
+        def set_task(self, mask, tasks):
+            self.task = getattr(self, "task", torch.zeros(self.num_envs, 1))
+            self.task[mask] = tasks
+
+        def _reset_state(self, mask):
+            pass
+
+        def _obs(self):
+            return torch.zeros(self.num_envs, 2)
+
+        def get_task(self):
+            return self.task
+
+        def step(self, actions):
+            return self._obs(), torch.zeros(self.num_envs, 1), torch.zeros(self.num_envs, dtype=torch.bool), \
+                self._advance_time(), {}
+
+    if "BrokenUserEnv" not in ENVS:
+        ENVS.register("BrokenUserEnv")(Broken)
+    with pytest.raises(EnvContractError, match="reward"):
+        make_env("BrokenUserEnv", 4)

@@ -160,10 +160,11 @@ class Trainer:
     # ------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
         return {"iter": self.iter, "frames": self.frames, **self.trainer_state(), "rng": rng_state(),
-                "config": self.cfg.to_dict()}
+                "config": self.cfg.to_dict(), "last_eval": _plain(self.last_eval)}
 
     def load_state_dict(self, state: dict) -> None:
         self.iter, self.frames = state["iter"], state["frames"]
+        self.last_eval = state.get("last_eval", {})  # the progress line shows it until the next evaluation
         self.load_trainer_state(state)
         set_rng_state(state["rng"])
 
@@ -172,6 +173,11 @@ class Trainer:
         flushed first: a checkpoint never refers to rows that are not on disk."""
         self.reporter.flush()
         save_checkpoint(self.state_dict(), self.run_dir, keep=self.cfg.keep_checkpoints)
+
+
+def _plain(metrics: dict) -> dict:
+    """The list/number entries of an evaluation (no traces or arrays) for the checkpoint."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, list))}
 
 
 class _CtrlC:

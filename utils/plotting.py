@@ -40,6 +40,7 @@ def plot_learning_curves(csv_path: str, out: str) -> None:
         vals = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
         ax.plot(frames, vals, label=key.replace("return_", ""))
     ax.set_xlabel("frames")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))  # 1e6 under the axis, not 7-digit labels
     ax.set_ylabel("evaluation return")
     ax.legend()
     _save(fig, out)
