@@ -128,7 +128,7 @@ class TaskPoolEnv(MetaEnvWrapper):
 
     def pool_index(self, tasks: torch.Tensor, atol: float = 1e-6) -> torch.Tensor:
         """Pool index of every task row [n] (-1 where a task is not in the pool)."""
-        tasks = tasks.detach().reshape(len(tasks), -1).cpu().float()
+        tasks = tasks.detach().reshape(len(tasks), self._pool.shape[1]).cpu().float()  # also for n = 0
         close = (tasks[:, None, :] - self._pool[None]).abs().le(atol).all(-1)  # [n, num_goals]
         idx = close.float().argmax(1)
         return torch.where(close.any(1), idx, torch.full_like(idx, -1))

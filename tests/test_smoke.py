@@ -27,7 +27,9 @@ VARIBAD_ENV_TYPES = [e for e in env_types() if resolve(e).trainer == "varibad"]
 
 @pytest.mark.parametrize("env_type", VARIBAD_ENV_TYPES)
 def test_env_type_trains_two_updates(env_type, tiny_cfg, tmp_path):
-    cfg = tiny_cfg(env_type, num_frames=256, eval_interval=2, vis_interval=2, env_kwargs=_short_episodes(env_type))
+    dreams = {"num_dream_envs": 1, "delay_dream": 0} if resolve(env_type).num_dream_envs else {}  # 4 copies here
+    cfg = tiny_cfg(env_type, num_frames=256, eval_interval=2, vis_interval=2, env_kwargs=_short_episodes(env_type),
+                   **dreams)
     learner = MetaLearner(cfg, str(tmp_path))
     result = learner.train()
     assert learner.iter == 2

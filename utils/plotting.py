@@ -42,7 +42,8 @@ def plot_learning_curves(csv_path: str, out: str) -> None:
     ax.set_xlabel("frames")
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))  # 1e6 under the axis, not 7-digit labels
     ax.set_ylabel("evaluation return")
-    ax.legend()
+    if ax.get_lines():
+        ax.legend()
     _save(fig, out)
 
 
