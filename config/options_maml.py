@@ -93,6 +93,9 @@ def validate(cfg) -> None:
     """Cross-field rules of the maml trainer (only checked for its configs)."""
     if cfg.trainer != "maml":
         return
+    if cfg.device == "cuda":
+        raise ConfigError("--trainer maml runs on the CPU (tiny networks, MuJoCo envs step on the CPU): "
+                          "use --device cpu or auto")
     for key in ("maml_meta_batch", "maml_fast_batch", "maml_num_inner_steps", "trpo_cg_iters", "trpo_ls_max_steps",
                 "dyn_mc_samples"):
         if getattr(cfg, key) < 1:

@@ -43,6 +43,7 @@ class MAMLTrainer(Trainer):
     # ------------------------------------------------------------------ build
     def build(self) -> None:
         cfg = self.cfg
+        self.device = torch.device("cpu")  # see the module docstring; config.json records it
         self.M, self.F = cfg.maml_meta_batch, cfg.maml_fast_batch
         self.env = make_env(cfg.env_name, self.M * self.F, seed=cfg.seed, **cfg.env_kwargs)
         if self.env.is_discrete:
