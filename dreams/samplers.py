@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import gaussian_kde
 
 Rng = np.random.Generator | torch.Generator | None
 
@@ -103,6 +102,8 @@ class KDESampler(LatentSampler):
             raise ValueError(f"a KDE over {data.shape[1]}-d latents needs more than {data.shape[1]} latents, "
                              f"got {len(data)} (its covariance would be singular)")
         try:
+            from scipy.stats import gaussian_kde  # imported where used: scipy.stats costs ~60 MB
+
             self.kde = gaussian_kde(data.T, bw_method=self.bandwidth)
         except np.linalg.LinAlgError as err:
             raise ValueError(f"the latent pool is degenerate (singular covariance): {err}") from None
