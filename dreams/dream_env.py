@@ -140,15 +140,6 @@ class DreamEnv(MetaEnvWrapper):
         """The inner env's tasks (for dream copies: the unused real task; see ``get_latents``)."""
         return self.inner.get_task()
 
-    def get_belief(self) -> torch.Tensor:
-        return self.inner.get_belief()
-
-    def task_to_id(self, tasks: torch.Tensor) -> torch.Tensor:
-        return self.inner.task_to_id(tasks)
-
-    def set_task(self, mask: torch.Tensor, tasks: torch.Tensor) -> None:
-        self.inner.set_task(mask, tasks)
-
     def _obs(self) -> torch.Tensor:
         return self.last_obs.clone()
 
@@ -168,6 +159,3 @@ class DreamEnv(MetaEnvWrapper):
             from dreams.samplers import load_sampler
 
             self.sampler = load_sampler(state["sampler"])
-
-    def close(self) -> None:
-        self.inner.close()

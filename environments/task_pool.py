@@ -158,18 +158,9 @@ class TaskPoolEnv(MetaEnvWrapper):
     def reset_mdp(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.inner.reset_mdp(mask)
 
-    def step(self, actions: torch.Tensor):
-        return self.inner.step(actions)
-
-    def get_task(self) -> torch.Tensor:
-        return self.inner.get_task()
-
     def get_belief(self) -> torch.Tensor:
         """The inner env's exact belief (note: over the full task distribution, not the pool)."""
         return self.inner.get_belief()
-
-    def task_to_id(self, tasks: torch.Tensor) -> torch.Tensor:
-        return self.inner.task_to_id(tasks)
 
     def set_task(self, mask: torch.Tensor, tasks: torch.Tensor) -> None:
         self.task_ids[mask] = self.pool_index(tasks).to(self.device)
@@ -189,6 +180,3 @@ class TaskPoolEnv(MetaEnvWrapper):
         self.generator.set_state(state["generator"])
         self.task_ids = state["task_ids"].to(self.device).clone()
         self.task_set = state["task_set"]
-
-    def close(self) -> None:
-        self.inner.close()

@@ -4,6 +4,8 @@ other attribute the wrapper does not define (``pos``, ``goal``, ``plot_rollout``
 looked up on the inner env."""
 from __future__ import annotations
 
+import torch
+
 from environments.base import MetaEnv
 
 
@@ -26,3 +28,22 @@ class MetaEnvWrapper(MetaEnv):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    # the contract, passed through (a wrapper overrides what it changes)
+    def step(self, actions: torch.Tensor):
+        return self.inner.step(actions)
+
+    def get_task(self) -> torch.Tensor:
+        return self.inner.get_task()
+
+    def get_belief(self) -> torch.Tensor:
+        return self.inner.get_belief()
+
+    def task_to_id(self, tasks: torch.Tensor) -> torch.Tensor:
+        return self.inner.task_to_id(tasks)
+
+    def set_task(self, mask: torch.Tensor, tasks: torch.Tensor) -> None:
+        self.inner.set_task(mask, tasks)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from environments.base import MetaEnv
 from environments.registry import ENVS
+from environments.navigation import rollout_xy
 
 MAP_PIXELS = 100       # map side in pixels
 PIXEL = 0.1            # map units per pixel
@@ -135,9 +136,7 @@ class DogFeeding(MetaEnv):
         from matplotlib.figure import Figure  # no pyplot: no global backend state
         from matplotlib.patches import Circle
 
-        pos = rollout.get("pos")
-        pos = np.asarray(pos if pos is not None else rollout["obs"][1:, :2])
-        episode = np.asarray(rollout.get("episode", np.zeros(len(pos), dtype=int))).reshape(-1)[: len(pos)]
+        pos, episode = rollout_xy(rollout)
         fig = Figure(figsize=(5, 5))
         ax = fig.subplots()
         ax.imshow(~self.blocked.cpu().numpy(), cmap="gray", origin="lower", extent=(0, 10, 0, 10), vmin=0, vmax=1)

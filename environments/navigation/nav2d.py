@@ -30,6 +30,7 @@ import torch
 
 from environments.base import MetaEnv
 from environments.registry import ENVS
+from environments.navigation import rollout_xy
 
 TEST_TASK_SEED = 1234  # fixed generator seed of the sampled test-task set (envs without a fixed one)
 
@@ -130,9 +131,7 @@ class Nav2D(MetaEnv):
         every episode in its own colour."""
         from matplotlib.figure import Figure  # no pyplot: no global backend state
 
-        pos = rollout.get("pos")
-        pos = np.asarray(pos if pos is not None else rollout["obs"][1:, :2])
-        episode = np.asarray(rollout.get("episode", np.zeros(len(pos), dtype=int))).reshape(-1)[: len(pos)]
+        pos, episode = rollout_xy(rollout)
         fig = Figure(figsize=(5, 5))
         ax = fig.subplots()
         if self.goal_sampler == "ring":
