@@ -177,8 +177,9 @@ class MetaLearner(Trainer):
         return os.path.join(self.run_dir, "checkpoints", "vae_buffer")
 
     def trainer_state(self) -> dict:
+        if self.vae is not None:  # a VAE update may still run on its thread: its loss is checked first
+            self.check_finite({"vae": self.vae.wait()})
         if self.vae is not None and self.vae.buffer.capacity and not self.cfg.checkpoint_vae_buffer:
-            self.vae.wait()
             self.vae.buffer.save_segments(self._buffer_folder(), keep=self.cfg.keep_checkpoints + 1)
         state = {"vae_pretrained": self.vae_pretrained, **self.agent.state_dict(self.cfg.checkpoint_vae_buffer),
                  "updater": self.updater.state_dict(), "bonus": None, "rew_norm": self.rew_norm.state_dict(),
