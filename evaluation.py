@@ -141,7 +141,10 @@ def evaluate_task_sets(agent, seed: int, bonus=None) -> dict:
     there are any, the held-out ones, each under ``res["sets"][name]``; the top-level metrics
     are the held-out set's (the training set's if none is held out)."""
     cfg = agent.cfg
-    if not getattr(cfg, "env_num_goals", None):
+    from environments.task_pool import pool_size
+
+    if pool_size(getattr(cfg, "env_num_goals", None), getattr(cfg, "env_num_train_goals", None),
+                 getattr(cfg, "env_num_eval_goals", None)) is None:
         return evaluate(agent, seed, bonus=bonus)
     sets = {"train": evaluate(agent, seed, bonus=bonus, task_set="train")}
     if cfg.env_num_eval_goals:

@@ -155,6 +155,8 @@ class MetaLearner(Trainer):
     def visualise(self) -> None:
         trace = evaluation.single_rollout(self.agent, seed=self.cfg.seed * 42 + self.iter + 7, bonus=self._bonus())
         plotting.plot_behaviour(self.agent, self.env.env, trace, f"{self.run_dir}/plots", self.iter)
+        for c in self.components:
+            c.visualise(self, f"{self.run_dir}/plots", self.iter)
 
     def log_diagnostics(self) -> None:
         add, it, s = self.reporter.add, self.iter, self.storage

@@ -7,6 +7,7 @@ Every hook is optional. Per iteration the loop calls, in this order:
     after_rollout(trainer) -> stats   e.g. add exploration bonuses to the rewards (before GAE)
     update_kwargs(trainer) -> dict    keyword arguments for ``PolicyUpdater.update``
                                       (recompute_latent, extra_loss, minibatch_loss, ...)
+and, with the behaviour plots, ``visualise(trainer, folder, iteration)``.
 
 ``storage_dims()`` names per-step tensors [T, N, d] the rollout must keep for the component;
 the rollout knows how to fill these names:
@@ -39,6 +40,9 @@ class Component:
 
     def update_kwargs(self, trainer) -> dict:
         return {}
+
+    def visualise(self, trainer, folder: str, iteration: int) -> None:
+        """Extra plots into the run's plots folder (every ``vis_interval`` updates)."""
 
     def state_dict(self) -> dict | None:
         return None

@@ -3,7 +3,9 @@
 The last ``num_dream_envs`` copies of the training batch become dream copies from update
 ``delay_dream`` on: their task is a latent z drawn from a density fitted to posterior latents
 (Gaussian KDE, Dirichlet mixup, or the prior), their reward the VAE reward decoder at (z, s, a,
-s'), their transitions the real simulator of the env-type (tasks that differ in reward only).
+s'), their transitions the real simulator of the env-type where tasks differ in reward only
+(any env-type, not only the point robot the reference hard-codes) and the VAE state decoder at
+(z, s, a) where they differ in dynamics (``MetaEnv.task_changes``; needs ``--decode_state``).
 The policy never sees z: it acts on the state and its own belief, and dream and real copies
 share one PPO batch. Per iteration (``after_rollout``, a fixed point where no VAE update runs):
 
@@ -47,9 +49,16 @@ class DreamEnvs(Component):
         self.mask = torch.arange(env.num_envs, device=env.device) >= env.num_envs - cfg.num_dream_envs
         z = cfg.latent_dim
         self.running = LatentPool(z, capacity=cfg.kde_pool_size, refit_every=cfg.update_kde_interval)
-        self.per_task = (LatentPool(z, num_keys=cfg.env_num_goals)
+        self.per_task = (LatentPool(z, num_keys=self.pooled.num_goals)
                          if self.pooled is not None and cfg.kde_from_train else None)
-        self.decoder = None  # the reward decoder snapshot the dreams are rewarded by
+        if getattr(env.env, "task_changes", "reward") == "dynamics":
+            if self.vae.state_decoder is None:
+                raise ValueError(f"dream envs on {cfg.env_name}: its tasks differ in dynamics, so dream transitions "
+                                 "come from the VAE state decoder: add --decode_state true")
+            self.dynamics = True  # transitions from a snapshot of the state decoder
+        else:
+            self.dynamics = False  # transitions from the real simulator (tasks differ in reward only)
+        self.decoder = self.state_decoder = None  # snapshots the dreams are rewarded (and moved) by
         self.started = False
         if not cfg.train_vae_on_dream:
             self.vae.buffer.store_mask = ~self.mask
@@ -88,6 +97,7 @@ class DreamEnvs(Component):
         self.running.mark_fitted(it)  # a FIFO of the latest kde_pool_size latents (ReId: cleared at each fit)
         if self.decoder is None or not cfg.clone_dream_vae:
             self.decoder = snapshot(self.vae.reward_decoder)
+            self.state_decoder = snapshot(self.vae.state_decoder) if self.dynamics else None
         self._install()
         self.dream.set_sampler(sampler)
         if not self.started:
@@ -97,11 +107,31 @@ class DreamEnvs(Component):
     def _install(self) -> None:
         scale = (lambda: self.vae.buffer.reward_absmax) if self.cfg.normalise_rew_targets else None
         self.dream.reward_fn = decoder_reward_fn(self.decoder, scale=scale)
+        if self.dynamics:
+            self.dream.state_fn = lambda z, prev_obs, action: self.state_decoder(z, prev_obs, action)
+
+    def visualise(self, trainer, folder: str, iteration: int) -> None:
+        """Point robots: the reward the decoder gives at dream latents over the plane, next to the
+        real training and held-out goals (``<iter>_dream_rewards.png``)."""
+        inner = self.dream.inner
+        if self.decoder is None or self.dream.sampler is None or self.agent.spec.task_dim != 2 or \
+                not hasattr(inner, "goal_sampler"):
+            return
+        from dreams.plots import plot_dream_rewards
+
+        latents = self.dream.sampler.sample(6, torch.Generator().manual_seed(iteration))
+        pool = self.pooled
+        plot_dream_rewards(self.dream.reward_fn, latents, f"{folder}/{iteration}_dream_rewards.png",
+                           train_goals=pool.train_tasks if pool is not None else None,
+                           eval_goals=pool.eval_tasks if pool is not None else None,
+                           obs_dim=self.agent.spec.obs_dim, action_dim=self.agent.spec.action_dim,
+                           full_circle=getattr(inner, "goal_sampler", "") == "circle")
 
     def state_dict(self) -> dict:
         return {"running": self.running.state_dict(),
                 "per_task": self.per_task.state_dict() if self.per_task is not None else None,
-                "decoder": self.decoder.state_dict() if self.decoder is not None else None, "started": self.started}
+                "decoder": self.decoder.state_dict() if self.decoder is not None else None, "started": self.started,
+                "state_decoder": self.state_decoder.state_dict() if self.dynamics and self.decoder is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.running.load_state_dict(state["running"])
@@ -111,4 +141,7 @@ class DreamEnvs(Component):
         if state["decoder"] is not None:
             self.decoder = snapshot(self.vae.reward_decoder)
             self.decoder.load_state_dict(state["decoder"])
+            if self.dynamics:
+                self.state_decoder = snapshot(self.vae.state_decoder)
+                self.state_decoder.load_state_dict(state["state_decoder"])
             self._install()

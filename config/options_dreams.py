@@ -21,7 +21,8 @@ def add_options(add) -> None:
     add(g, "env_num_goals", "int", None,
         "finite task regime: size of a pool of tasks drawn once from the env's task distribution (seeded by "
         "--env_pool_seed); training draws only from its first --env_num_train_goals, evaluation from its last "
-        "--env_num_eval_goals (None: no pool, every BAMDP draws a fresh task)", optional=True, **POS)
+        "--env_num_eval_goals (None: no pool, every BAMDP draws a fresh task, unless --env_num_train_goals or "
+        "--env_num_eval_goals is given: then a pool of 1000, as ReId)", optional=True, **POS)
     add(g, "env_num_train_goals", "int", None,
         "training tasks: the first k tasks of the pool (None: every pool task not held out for evaluation)",
         optional=True, **POS)
@@ -73,6 +74,13 @@ def add_options(add) -> None:
             "(None: trained from scratch)", optional=True)
 
 
+def pool_size(cfg) -> int | None:
+    """Size of the finite task pool (``environments.task_pool.pool_size``); None: no pool."""
+    from environments.task_pool import pool_size as size
+
+    return size(cfg.env_num_goals, cfg.env_num_train_goals, cfg.env_num_eval_goals)
+
+
 def latent_sampler_kind(cfg) -> str:
     """Which sampler the dream copies use: "kde", "mixup" or "prior" (dreams.samplers.make_sampler)."""
     if not cfg.use_kde:
@@ -83,8 +91,7 @@ def latent_sampler_kind(cfg) -> str:
 def validate(cfg) -> None:
     """Cross-field rules of the finite task pool and the dream envs."""
     goals, train, evl = cfg.env_num_goals, cfg.env_num_train_goals, cfg.env_num_eval_goals
-    if goals is None and (train is not None or evl is not None):
-        raise ConfigError("--env_num_train_goals / --env_num_eval_goals need a finite task pool: set --env_num_goals")
+    goals = pool_size(cfg)
     if goals is not None:
         n_train = goals - (evl or 0) if train is None else train
         if n_train < 1:

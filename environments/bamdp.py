@@ -132,12 +132,13 @@ def build_env(cfg, num_envs: int, seed: int, device, task_set: str = "train") ->
     ("train" or "eval") of the pool, which the run's pool seed fixes."""
     from environments.registry import make_env
 
-    env = make_env(cfg.env_name, num_envs=num_envs, seed=seed, device=device, **cfg.env_kwargs)
-    if getattr(cfg, "env_num_goals", None):
-        from environments.task_pool import TaskPoolEnv
+    from environments.task_pool import TaskPoolEnv, pool_size
 
+    env = make_env(cfg.env_name, num_envs=num_envs, seed=seed, device=device, **cfg.env_kwargs)
+    goals = pool_size(getattr(cfg, "env_num_goals", None), getattr(cfg, "env_num_train_goals", None),
+                      getattr(cfg, "env_num_eval_goals", None))
+    if goals is not None:
         pool_seed = cfg.env_pool_seed if cfg.env_pool_seed is not None else cfg.seed
-        env = TaskPoolEnv(env, cfg.env_num_goals, cfg.env_num_train_goals, cfg.env_num_eval_goals,
-                          pool_seed=pool_seed, seed=seed)
+        env = TaskPoolEnv(env, goals, cfg.env_num_train_goals, cfg.env_num_eval_goals, pool_seed=pool_seed, seed=seed)
         env.set_task_set(task_set)
     return BAMDPWrapper(env, cfg.max_rollouts_per_task)

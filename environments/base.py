@@ -13,6 +13,7 @@ Shapes (N = num_envs):
     belief_dim                        size of the exact belief (0 if the env has none)
     num_tasks                         number of discrete tasks (None if continuous);
                                       used for task-id decoding / multi-head rewards
+    task_changes                      "reward" (default) or "dynamics": what differs between tasks
     sample_tasks(n)                -> tasks [n, task_dim], drawn from the env's own
                                       generator (seeded at construction, never global RNG)
     reset(mask=None, tasks=None)   -> obs [N, obs_dim]. New task for the copies in mask
@@ -51,6 +52,7 @@ class MetaEnv:
     task_dim: int = 0
     belief_dim: int = 0
     num_tasks: int | None = None
+    task_changes: str = "reward"  # what differs between tasks: "reward" or "dynamics" (dream envs need to know)
 
     def __init__(self, num_envs: int, seed: int = 0, device: str | torch.device = "cpu"):
         if num_envs < 1:

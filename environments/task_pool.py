@@ -73,6 +73,17 @@ def _first_unique(tasks: torch.Tensor) -> torch.Tensor:
     return first.sort().values
 
 
+DEFAULT_POOL = 1000  # ReId's env_num_goals
+
+
+def pool_size(num_goals: int | None, num_train: int | None, num_eval: int | None) -> int | None:
+    """The pool size a run uses: ``num_goals``, or ReId's 1000 when only the numbers of training /
+    held-out tasks are given (the seed's ``--env_num_train_goals 20``); None: no finite pool."""
+    if num_goals is not None:
+        return num_goals
+    return DEFAULT_POOL if (num_train is not None or num_eval is not None) else None
+
+
 class TaskPoolEnv(MetaEnvWrapper):
     """A ``MetaEnv`` whose tasks come from a fixed, seeded, finite pool split into train/eval."""
 

@@ -22,6 +22,7 @@ class MetaEnvWrapper(MetaEnv):
     belief_dim = property(lambda self: self.inner.belief_dim)
     num_tasks = property(lambda self: self.inner.num_tasks)
     step_count = property(lambda self: self.inner.step_count)
+    task_changes = property(lambda self: self.inner.task_changes)
 
     def __getattr__(self, name: str):
         # only reached for names the wrapper does not define

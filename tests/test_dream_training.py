@@ -106,3 +106,33 @@ def test_saved_modules_are_loaded_from_another_run(tmp_path):
                        source.vae.reward_decoder.state_dict() else next(iter(source.vae.reward_decoder.parameters())))
     with pytest.raises(ValueError, match="saved_task_decoder"):
         _trainer(tmp_path, "bad", saved_task_decoder=str(tmp_path / "source"))
+
+
+def test_the_seeds_command_line_builds_a_pool_of_1000_with_20_training_tasks(tmp_path):
+    cfg = resolve("pointrobot_varibad", values=tiny(env_num_train_goals=20, num_dream_envs=1, delay_dream=0,
+                                                    env_kwargs={"max_episode_steps": 10}))
+    trainer = build_trainer(cfg, str(tmp_path / "run"))
+    pool = trainer.env.env.inner
+    assert pool.num_goals == 1000 and len(pool.train_tasks) == 20 and pool.eval_tasks is None
+    trainer.train()
+    assert _dreams(trainer).dream.dream_mask.tolist() == [False, False, False, True]
+
+
+def test_dream_reward_picture_for_the_point_robot(tmp_path):
+    import os
+
+    trainer = _trainer(tmp_path, vis_interval=1000)  # plots at the last iteration only
+    trainer.train()
+    plots = os.listdir(tmp_path / "run" / "plots")
+    assert f"{trainer.iter}_dream_rewards.png" in plots and "0_dream_rewards.png" not in plots  # none before dreams
+
+
+def test_dynamics_tasks_dream_with_the_state_decoder_or_are_refused(tmp_path):
+    hopper = dict(num_frames=256, num_processes=4, num_dream_envs=1, delay_dream=0, update_kde_interval=1,
+                  env_kwargs={"max_episode_steps": 10}, eval_interval=2)
+    with pytest.raises(ValueError, match="decode_state"):
+        build_trainer(resolve("hopper_varibad", values=tiny(**hopper, decode_state=False)), str(tmp_path / "a"))
+    trainer = build_trainer(resolve("hopper_varibad", values=tiny(**hopper, decode_state=True)), str(tmp_path / "b"))
+    trainer.train()
+    dreams = _dreams(trainer)
+    assert dreams.dynamics and dreams.dream.state_fn is not None and bool(dreams.dream.dream_mask.any())

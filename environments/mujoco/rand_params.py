@@ -41,6 +41,7 @@ _BASES = {"body_mass": 1.5, "body_inertia": 1.5, "dof_damping": 1.3, "geom_frict
 
 
 class _RandParamsBase(MujocoMetaEnv):
+    task_changes = "dynamics"  # body masses, inertias, damping and friction
     frame_skip = 4
     fields = ("qpos", "qvel")
     per_copy_models = True
