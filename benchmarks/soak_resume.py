@@ -2,10 +2,12 @@
 no warning) and resumed each time, until it finishes; then its final checkpoint, progress.csv
 and TensorBoard scalars are compared with an uninterrupted run of the same config.
 
-    python benchmarks/soak_resume.py [--frames 400000] [--min-kills 20] [--seed 5]
+    python benchmarks/soak_resume.py [--frames 3000000] [--min-kills 20] [--seed 5]
 
 Prints the number of kills, whether every parameter tensor is bit-identical, whether
 progress.csv holds each iteration once with the same values, and the wall time of both runs.
+If the run finishes before enough kills, its budget is extended (``--resume --num_frames``) and
+the reference gets the same extensions (the last iteration of every budget is evaluated).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def _rows(run: str) -> list[dict]:
 
 
 def _tensors(run: str) -> dict:
-    import torch  # noqa: F401
+    import torch
 
     from utils.checkpoint import load_checkpoint
 
@@ -47,8 +49,6 @@ def _tensors(run: str) -> dict:
     out = {}
 
     def walk(x, path):
-        import torch
-
         if isinstance(x, torch.Tensor):
             out[path] = x
         elif isinstance(x, dict):
@@ -62,10 +62,10 @@ def _tensors(run: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=400_000)
+    ap.add_argument("--frames", type=int, default=3_000_000)
     ap.add_argument("--min-kills", type=int, default=20)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--max-gap", type=float, default=12.0, help="longest time between kills (s)")
+    ap.add_argument("--max-gap", type=float, default=8.0, help="longest time between kills (s)")
     args = ap.parse_args()
     common = ["--env-type", "gridworld_varibad", "--num_frames", str(args.frames), "--seed", str(args.seed),
               "--save_interval", "10", "--eval_interval", "20", "--log_interval", "5", "--vis_interval", "100000",
@@ -73,11 +73,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         ref_root, soak_root = os.path.join(tmp, "ref"), os.path.join(tmp, "soak")
-        t0 = time.time()
-        subprocess.run(_cmd(common + ["--results_log_dir", ref_root]), check=True, capture_output=True)
-        t_ref = time.time() - t0
-        ref = _run_dir(ref_root)
-        kills, t0 = 0, time.time()
+        kills, t0, budgets = 0, time.time(), [args.frames]
         proc = subprocess.Popen(_cmd(common + ["--results_log_dir", soak_root]), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         while True:
@@ -93,16 +89,22 @@ def main() -> None:
                     sys.exit(f"the soak run failed with exit code {proc.returncode}")
                 if kills >= args.min_kills:
                     break
-                # finished too early: extend the run so that more kills can happen
-                args.frames += 100_000
+                # finished too early: extend the run so that more kills can happen (the reference
+                # is extended the same way: a budget's last iteration is evaluated)
+                args.frames += 400_000
+                budgets.append(args.frames)
             run = _run_dir(soak_root)
             extra = ["--num_frames", str(args.frames)] if proc.returncode == 0 else []
             proc = subprocess.Popen(_cmd(["--resume", run, *extra]), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         t_soak = time.time() - t0
         soak = _run_dir(soak_root)
-        if args.frames != int(common[3]):  # the reference must have the same budget
-            subprocess.run(_cmd(["--resume", ref, "--num_frames", str(args.frames)]), check=True, capture_output=True)
+        t0 = time.time()  # the uninterrupted reference, with the same budget history
+        subprocess.run(_cmd(common + ["--results_log_dir", ref_root]), check=True, capture_output=True)
+        ref = _run_dir(ref_root)
+        for budget in budgets[1:]:
+            subprocess.run(_cmd(["--resume", ref, "--num_frames", str(budget)]), check=True, capture_output=True)
+        t_ref = time.time() - t0
         a, b = _tensors(ref), _tensors(soak)
         same = a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and bool((a[k] == b[k]).all()) for k in a)
         ra, rb = _rows(ref), _rows(soak)
