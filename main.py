@@ -21,6 +21,7 @@ USAGE = """usage: python main.py [--env-type NAME] [--<option> VALUE ...]
                       [--log_interval K] [--eval_interval K] [--vis_interval K] [--save_interval K] [--keep_checkpoints K]
                       [--lr_policy X] [--lr_vae X] [--policy_max_grad_norm X] [--encoder_max_grad_norm X]
                       [--decoder_max_grad_norm X]
+       python main.py --test RUN_DIR [--num_steps 10]      (maml runs: test-time adaptation)
        python main.py --list-env-types | --help"""
 
 RESUME_OVERRIDABLE = {"num_frames", "device", "num_threads", "progress_bar", "log_interval", "eval_interval",
@@ -36,6 +37,17 @@ def parse(argv: list[str]):
     args = split_cli(argv)
     if "list_env_types" in args:
         return "list", None, {}
+    if "test" in args:
+        if len(args["test"]) != 1:
+            raise ConfigError("--test takes one run directory")
+        run_dir = args.pop("test")[0]
+        bad = set(args) - {"num_steps", "device", "num_threads"}
+        if bad:
+            raise ConfigError("--test RUN_DIR takes only --num_steps, --device, --num_threads "
+                              f"(got --{', --'.join(sorted(bad))})")
+        if "num_steps" in args:
+            args["maml_test_inner_steps"] = args.pop("num_steps")
+        return "test", run_dir, {"progress_bar": ["false"], **args}
     if "resume" in args:
         if len(args["resume"]) != 1:
             raise ConfigError("--resume takes one run directory")
@@ -72,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "list":
             print("\n".join(env_types()))
             return 0
-        cfg = load_run_config(target, overrides) if mode == "resume" else resolve(target, overrides)
+        if mode == "train":
+            cfg = resolve(target, overrides)
+        else:
+            cfg = load_run_config(target, overrides, need_checkpoint=mode == "test")
+        if mode == "test" and cfg.trainer != "maml":
+            raise ConfigError(f"--test (test-time adaptation) is for --trainer maml runs; {target} is a {cfg.trainer} run")
     except ConfigError as err:
         print(f"error: {err}\n{USAGE}", file=sys.stderr)
         return 2
@@ -89,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if mode == "test":
+        with RunLock(target):
+            rows = build_trainer(cfg, target, resume=True).test_adaptation()
+        print("test-time adaptation, return per inner step: " + " ".join(f"{r['return']:.3f}" for r in rows)
+              + f"\n-> {os.path.join(target, 'test_result.csv')}")
+        return 0
     if mode == "resume":
         run_dir = target
     else:

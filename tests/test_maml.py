@@ -325,3 +325,32 @@ def test_e_maml_gradient_known_answer(mode):
         ref_loss = -(masked_mean(logp, train.mask) * w).mean()
     ref = torch.autograd.grad(ref_loss, list(params.values()))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, ref))
+
+
+def test_test_time_adaptation_command_writes_test_result(tmp_path, capsys):
+    """``python main.py --test RUN_DIR --num_steps K``: return/success before and after each of K
+    inner steps on the fixed test tasks, into test_result.csv; the checkpoint is left as it was."""
+    import csv
+    import os
+
+    from main import main
+
+    argv = ["--env-type", "nav_dense_maml", "--num_frames", "160", "--maml_meta_batch", "2", "--maml_fast_batch", "2",
+            "--env_kwargs", '{"max_episode_steps": 20}', "--results_log_dir", str(tmp_path), "--progress_bar", "false",
+            "--policy_layers", "8"]
+    assert main(argv) == 0
+    (run,) = [p.parent for p in tmp_path.glob("*/*/config.json")]
+    ckpt = os.path.join(run, "checkpoints", "checkpoint.pt")
+    before = open(ckpt, "rb").read()
+    assert main(["--test", str(run), "--num_steps", "3"]) == 0
+    rows = list(csv.DictReader(open(os.path.join(run, "test_result.csv"))))
+    assert [int(r["inner_step"]) for r in rows] == [0, 1, 2, 3]
+    assert all(float(r["return"]) < 0 and 0 <= float(r["success"]) <= 1 for r in rows)
+    assert open(ckpt, "rb").read() == before
+    assert main(["--test", str(run), "--lr_policy", "1"]) == 2  # only --num_steps/--device/--num_threads
+    grid = tmp_path / "grid"
+    assert main(["--env-type", "gridworld_varibad", "--num_frames", "256", "--num_processes", "4", "--policy_num_steps",
+                 "32", "--results_log_dir", str(grid), "--progress_bar", "false", "--precollect_len", "0"]) == 0
+    (grid_run,) = [p.parent for p in grid.glob("*/*/config.json")]
+    assert main(["--test", str(grid_run)]) == 2
+    assert "maml" in capsys.readouterr().err

@@ -200,6 +200,29 @@ class MAMLTrainer(Trainer):
         res = {"returns": [float(e.returns.mean()) for e in eps], "success": [float(e.success.mean()) for e in eps]}
         return res
 
+    def test_adaptation(self) -> list[dict]:
+        """Test-time adaptation of the trained policy on the fixed test tasks: ``maml_test_inner_steps``
+        first-order inner steps; return and success before and after each step (and eta). Writes
+        ``test_result.csv`` and TensorBoard scalars ``test/return``, ``test/success`` (x = inner step).
+        The run's checkpoint is not changed."""
+        import csv
+
+        res = self.evaluate()
+        eta = float(self.eta.value().detach()) if self.eta is not None else None
+        rows = [{"inner_step": k, "return": r, "success": s, **({"eta": eta} if eta is not None else {})}
+                for k, (r, s) in enumerate(zip(res["returns"], res["success"]))]
+        path = os.path.join(self.run_dir, "test_result.csv")
+        with open(path + ".tmp", "w", newline="") as f:
+            writer = csv.DictWriter(f, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(path + ".tmp", path)
+        for row in rows:
+            self.reporter.add("test/return", row["return"], row["inner_step"])
+            self.reporter.add("test/success", row["success"], row["inner_step"])
+        self.reporter.close()
+        return rows
+
     def visualise(self) -> None:
         if not hasattr(self.env, "plot_rollout"):
             return
