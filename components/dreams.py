@@ -87,9 +87,38 @@ class DreamEnvs(Component):
             stats["kde_bandwidth_factor"] = float(factor)
         return {"dreams": stats}
 
+    @torch.no_grad()
+    def _oracle_latents(self, seed: int) -> torch.Tensor | None:
+        """Posterior means after one scripted episode per training task (ReId's ``kde_from_train``),
+        where the env-type has an expert (``oracle_action``); None where it has none."""
+        from environments.registry import make_env
+
+        cfg, tasks = self.cfg, self.pooled.train_tasks
+        env = make_env(cfg.env_name, len(tasks), seed=seed, device=self.mask.device, **cfg.env_kwargs)
+        if not hasattr(env, "oracle_action"):
+            return None
+        obs = env.reset(tasks=tasks.to(env.device))
+        flag = torch.zeros(len(tasks), 1, device=env.device) if cfg.max_rollouts_per_task > 1 else None
+        with_flag = (lambda o: o) if flag is None else (lambda o: torch.cat([o, flag], 1))  # noqa: E731
+        steps = {"prev": [], "actions": [], "rewards": [], "next": []}
+        for _ in range(env.max_episode_steps):
+            action = env.oracle_action()
+            next_obs, reward, _, _, _ = env.step(action)
+            for key, val in (("prev", with_flag(obs)), ("actions", action), ("rewards", reward[:, None]),
+                             ("next", with_flag(next_obs))):
+                steps[key].append(val)
+            obs = next_obs
+        st = {k: torch.stack(v) for k, v in steps.items()}
+        post = self.vae.encoder(st["actions"], st["next"], st["rewards"], return_prior=True, prev_states=st["prev"])
+        return post.mean[-1]
+
     def _refit(self, it: int, seed: int) -> None:
         cfg = self.cfg
         running = self.running if cfg.kde_from_running_latents else None
+        if self.per_task is not None and (running is None or len(running) <= cfg.latent_dim):
+            oracle = self._oracle_latents(seed + it)  # ReId: scripted trajectories on the training tasks
+            if oracle is not None:
+                self.per_task.add(oracle.cpu(), keys=torch.arange(len(oracle)))
         latents, _ = latents_for_fit(running, self.per_task, min_latents=cfg.latent_dim + 1)
         kind = latent_sampler_kind(cfg) if latents is not None else "prior"
         sampler = make_sampler(kind, latents, latent_dim=cfg.latent_dim, bandwidth=parse_bandwidth(cfg.kde_bandwidth),

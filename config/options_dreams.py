@@ -52,9 +52,9 @@ def add_options(add) -> None:
         "tasks; None: from the start)", optional=True, low=0)
     add(g, "update_kde_interval", "int", 3, "refit the dream latent density every k policy updates", **POS)
     add(g, "kde_from_train", "bool", True,
-        "fit the density to one posterior latent per training task (the latest at a BAMDP end on that task; "
-        "needs --env_num_goals) when no running latents are available (ReId: a scripted oracle trajectory per "
-        "training goal)")
+        "when too few running latents are available, fit the density to one posterior latent per training task "
+        "(needs a task pool): the encoding of a scripted expert episode on that task where the env-type has an "
+        "expert (point robots, as ReId), else the latest real posterior at a BAMDP end on that task")
     add(g, "kde_from_running_latents", "bool", True,
         "fit the density to the posterior latents of the real copies gathered at BAMDP ends since the last refit")
     add(g, "kde_pool_size", "int", 10_000,

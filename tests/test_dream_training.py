@@ -136,3 +136,18 @@ def test_dynamics_tasks_dream_with_the_state_decoder_or_are_refused(tmp_path):
     trainer.train()
     dreams = _dreams(trainer)
     assert dreams.dynamics and dreams.dream.state_fn is not None and bool(dreams.dream.dream_mask.any())
+
+
+def test_kde_from_train_encodes_a_scripted_expert_episode_per_training_task(tmp_path):
+    """Without running latents (kde_from_running_latents false) the first fit uses one latent per
+    training task: the encoder's posterior after the point robot's expert episode on that task."""
+    trainer = _trainer(tmp_path, kde_from_running_latents=False, delay_dream=0, num_frames=192)
+    dreams = _dreams(trainer)
+    dreams.per_task.add = (lambda add: lambda *a, **k: (seen.append((a, k)), add(*a, **k))[1])(dreams.per_task.add)
+    seen = []
+    trainer.train()
+    oracle_adds = [k["keys"].tolist() for a, k in seen if a[0].shape[0] == 6 and k.get("keys") is not None
+                   and k["keys"].tolist() == list(range(6))]
+    assert oracle_adds, "the fit did not add one scripted-episode latent per training task"
+    assert len(dreams.per_task) == 6 and bool(dreams.dream.dream_mask.any())
+    assert dreams._oracle_latents(seed=0).shape == (6, trainer.cfg.latent_dim)

@@ -60,6 +60,11 @@ class PointEnv(MetaEnv):
     def get_task(self):
         return self.goal.clone()
 
+    def oracle_action(self) -> torch.Tensor:
+        """An expert that knows the goal: straight to it at full speed, then stay (ReId's scripted
+        trajectories for fitting the dream density on training tasks)."""
+        return ((self.goal - self.pos) / 0.1).clamp(-1.0, 1.0)
+
     def plot_rollout(self, rollout, path):
         from utils.plotting import plot_point_rollout
 
