@@ -28,9 +28,9 @@ def test_evaluation_on_each_task_set_draws_only_its_tasks(tmp_path):
     trainer = _trainer(tmp_path)
     pool = trainer.env.env.inner  # DreamEnv -> TaskPoolEnv
     for name, allowed in (("train", pool.train_tasks), ("eval", pool.eval_tasks)):
-        seen = []
+        seen: list = []
         evaluation.evaluate(trainer.agent, seed=3, num_envs=8, task_set=name,
-                            on_step=lambda info, ep, live: seen.append(info["task"]))
+                            on_step=lambda info, ep, live, seen=seen: seen.append(info["task"]))
         tasks = torch.cat(seen).unique(dim=0)
         assert all(bool((allowed - t).abs().amax(1).lt(1e-6).any()) for t in tasks), name
     assert not bool((pool.train_tasks[:, None] - pool.eval_tasks[None]).abs().amax(-1).lt(1e-6).any())
