@@ -74,6 +74,16 @@ def _record_resume_overrides(cfg, run_dir: str, overrides: dict) -> None:
                             "overrides": {k: getattr(cfg, k) for k in overrides}}) + "\n")
 
 
+def _remove_new_run_dir(run_dir: str) -> None:
+    """Remove the run dir this command just created, if nothing of a run is in it yet."""
+    import shutil
+
+    from utils.checkpoint import has_checkpoint
+
+    if not has_checkpoint(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -122,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         with RunLock(run_dir):
             if mode == "resume" and overrides:
                 _record_resume_overrides(cfg, run_dir, overrides)
-            result = build_trainer(cfg, run_dir, resume=mode == "resume").train()
+            try:
+                trainer = build_trainer(cfg, run_dir, resume=mode == "resume")
+            except (ValueError, NotImplementedError) as err:  # a combination the models/envs refuse
+                print(f"error: {err}", file=sys.stderr)
+                if mode == "train":
+                    _remove_new_run_dir(run_dir)
+                return 2
+            result = trainer.train()
     except RunLockedError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

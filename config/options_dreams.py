@@ -88,6 +88,16 @@ def latent_sampler_kind(cfg) -> str:
     return "mixup" if cfg.use_mixup else "kde"
 
 
+def _task_changes(env_name: str) -> str:
+    """What differs between the env's tasks ("reward" or "dynamics"; "reward" for unknown names)."""
+    from environments import ENVS
+
+    try:
+        return getattr(ENVS.get(env_name), "task_changes", "reward")
+    except KeyError:
+        return "reward"
+
+
 def validate(cfg) -> None:
     """Cross-field rules of the finite task pool and the dream envs."""
     goals, train, evl = cfg.env_num_goals, cfg.env_num_train_goals, cfg.env_num_eval_goals
@@ -118,6 +128,9 @@ def validate(cfg) -> None:
                           "(and no --disable_decoder / --disable_metalearner)")
     if cfg.multihead_for_reward:
         raise ConfigError("dream envs need a regression reward decoder: --multihead_for_reward false")
+    if _task_changes(cfg.env_name) == "dynamics" and not cfg.decode_state:
+        raise ConfigError(f"dream envs on {cfg.env_name}: its tasks differ in dynamics, so dream transitions come from "
+                          "the VAE state decoder: add --decode_state true")
     if cfg.use_kde and not (cfg.kde_from_running_latents or cfg.kde_from_train):
         raise ConfigError("--use_kde needs latents to fit: --kde_from_running_latents true or --kde_from_train true")
     if cfg.use_kde and cfg.kde_from_train and not cfg.kde_from_running_latents and goals is None:

@@ -130,8 +130,10 @@ def test_dream_reward_picture_for_the_point_robot(tmp_path):
 def test_dynamics_tasks_dream_with_the_state_decoder_or_are_refused(tmp_path):
     hopper = dict(num_frames=256, num_processes=4, num_dream_envs=1, delay_dream=0, update_kde_interval=1,
                   env_kwargs={"max_episode_steps": 10}, eval_interval=2)
-    with pytest.raises(ValueError, match="decode_state"):
-        build_trainer(resolve("hopper_varibad", values=tiny(**hopper, decode_state=False)), str(tmp_path / "a"))
+    from config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="decode_state"):
+        resolve("hopper_varibad", values=tiny(**hopper, decode_state=False))
     trainer = build_trainer(resolve("hopper_varibad", values=tiny(**hopper, decode_state=True)), str(tmp_path / "b"))
     trainer.train()
     dreams = _dreams(trainer)

@@ -103,3 +103,11 @@ def test_a_users_env_is_checked_on_first_use():
         ENVS.register("BrokenUserEnv")(Broken)
     with pytest.raises(EnvContractError, match="reward"):
         make_env("BrokenUserEnv", 4)
+
+
+def test_a_combination_the_models_refuse_is_a_clean_error_and_leaves_no_run_dir(tmp_path, capsys):
+    # the point robot has no exact belief to give the policy: found when the policy is built
+    assert main(TINY + ["--env-type", "pointrobot_varibad", "--pass_belief_to_policy", "true",
+                        "--results_log_dir", str(tmp_path)]) == 2
+    assert "no exact belief" in capsys.readouterr().err
+    assert not any(os.scandir(tmp_path)) or not any(os.scandir(next(os.scandir(tmp_path)).path))
