@@ -54,6 +54,16 @@ class DreamEnv(MetaEnvWrapper):
 
     # ----- dreams ----------------------------------------------------------------------------------
     @property
+    def dream_mask(self) -> torch.Tensor:
+        """[N] bool: the copies that dream."""
+        return self._dream_mask
+
+    @dream_mask.setter
+    def dream_mask(self, mask: torch.Tensor) -> None:
+        self._dream_mask = mask
+        self._any_dream = bool(mask.any())  # read once here, not in every step (no per-step host sync)
+
+    @property
     def num_dream(self) -> int:
         return int(self.dream_mask.sum())
 
@@ -116,7 +126,7 @@ class DreamEnv(MetaEnvWrapper):
         prev = self.last_obs
         obs, real_reward, terminated, truncated, info = self.inner.step(actions)
         reward, dream = real_reward, self.dream_mask
-        if bool(dream.any()):
+        if self._any_dream:
             acts = actions.reshape(self.num_envs, -1)[dream].float()
             z = self.latents[dream]
             obs, terminated = obs.clone(), terminated.clone()
