@@ -3,6 +3,8 @@ on a run dir is refused; config.json records the device used; resuming a finishe
 import json
 import os
 
+import torch
+
 from main import main
 from utils.checkpoint import has_checkpoint
 from utils.lock import RunLock
@@ -22,7 +24,8 @@ def _run_dir(root):
 def test_new_run_records_the_device_used_and_a_killed_start_up_resumes(tmp_path, capsys):
     assert main(TINY + ["--results_log_dir", str(tmp_path)]) == 0
     run = _run_dir(tmp_path)
-    assert json.load(open(os.path.join(run, "config.json")))["device"] == "cpu"
+    used = "cuda" if torch.cuda.is_available() else "cpu"  # the default "auto", resolved
+    assert json.load(open(os.path.join(run, "config.json")))["device"] == used
     # a run killed during start-up: config.json written, nothing else
     fresh = tmp_path / "killed"
     fresh.mkdir()

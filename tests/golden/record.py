@@ -34,7 +34,8 @@ def tiny(**extra) -> dict:
             "ppo_num_minibatch": 2, "vae_batch_num_trajs": 2, "size_vae_buffer": 50, "num_vae_updates": 1,
             "eval_interval": 1, "vis_interval": 1000, "log_interval": 1, "save_interval": 1000,
             "num_eval_envs": 2, "progress_bar": False, "encoder_gru_hidden_size": 16, "latent_dim": 3,
-            "policy_layers": [16], "vae_subsample_elbos": None, "vae_subsample_decodes": None, "seed": 11}
+            "policy_layers": [16], "vae_subsample_elbos": None, "vae_subsample_decodes": None, "seed": 11,
+            "device": "cpu"}  # recorded on CPU: a GPU box must not pick cuda by default
     base.update(extra)
     return base
 
