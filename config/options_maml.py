@@ -18,6 +18,9 @@ MIME's implementation quirks (reference section 2.9) and what became of them:
   7. fixed eta read from ``adaptable-eta``                 one option, ``--eta_init``, for fixed and learnt eta
   8. eta objective: per-step standardised rewards          ``--eta_objective reward`` (MIME) or ``return``
   9. dynamics Adam recreated per call, lr * num_tasks^2    fixed (one persistent Adam); ``--dyn_mime_optimiser`` restores it
+  10. the bonus starts after pre_epochs + 1 meta-iterations   ours after ``pre_epochs`` (the original compares its
+      (the original's counter is compared with ``>``)        counter with ``>``); ``--pre_epochs 4`` matches its 3
+  11. TRPO step NaN when every post-update reward is 0      ours takes no step (same outcome, no NaN)
 Not replicated: MIME keeps one Adam state along a trajectory while computing the information gain
 (sequential by construction); here each transition's update is independent (exploration/vime.py).
 """
