@@ -120,6 +120,13 @@ class Agent:
     def latent(self, belief: Posterior | None) -> torch.Tensor | None:
         return None if belief is None else self.latent_input(belief.mean, belief.logvar)
 
+    def latent_flat(self, flat: torch.Tensor) -> torch.Tensor:
+        """``latent`` of a belief given as ``cat([mean, logvar], -1)`` (no re-concatenation)."""
+        if self.cfg.sample_embeddings:
+            z = flat.shape[-1] // 2
+            return self.latent_input(flat[..., :z], flat[..., z:])
+        return torch.relu(flat) if self.cfg.add_nonlinearity_to_latent else flat
+
     def task_input(self, task: torch.Tensor) -> torch.Tensor:
         """The task as the policy sees it: its description or a one-hot task id."""
         if not self.cfg.pass_task_as_onehot_id:
@@ -182,15 +189,65 @@ class BeliefUpdater:
         self.encoder = encoder
         self.prior = encoder.prior(1)
         self.h0 = encoder.initial_hidden(num_envs, device)
+        self.fused = _FusedGRUStep.of(encoder)
+        # (mean, logvar) of the prior as one row: the heads' output itself, bit for bit
+        self.prior_flat = torch.cat([self.prior.mean, self.prior.logvar], -1)
 
     def __call__(self, belief: Posterior, enc_action, next_obs, reward, prev_obs, done) -> tuple[Posterior, Posterior]:
         """Encode transition (prev_obs, enc_action, reward, next_obs) of every copy; copies
         whose BAMDP ended (``done``) restart from the prior: their next observation belongs to
         a new task. Returns (belief for the next step, posterior b_{t+1} before the reset)."""
+        if self.fused is not None:
+            flat, hidden, out, h = self.step_flat(belief.hidden, enc_action, next_obs, reward, prev_obs, done)
+            z = self.fused.latent_dim
+            return Posterior(flat[:, :z], flat[:, z:], hidden), Posterior(out[:, :z], out[:, z:], h)
         post = self.encoder.step(enc_action, next_obs, reward[:, None], belief.hidden, prev_state=prev_obs)
         new_task, prior = done[:, None], self.prior
         return Posterior(torch.where(new_task, prior.mean, post.mean), torch.where(new_task, prior.logvar, post.logvar),
                          torch.where(new_task, self.h0, post.hidden)), post
+
+    def step_flat(self, hidden, enc_action, next_obs, reward, prev_obs, done):
+        """The same step on flat beliefs: returns (belief for the next step as
+        ``cat([mean, logvar], -1)``, its hidden state, posterior b_{t+1} before the reset as
+        ``cat([mean, logvar], -1)``, its hidden state). The GRU encoder's step is run as its
+        plain ops (no module calls, one ``where`` for mean and logvar); other encoders go
+        through ``__call__``. Bit-identical to ``__call__``."""
+        if self.fused is None:
+            belief, post = self(Posterior(None, None, hidden), enc_action, next_obs, reward, prev_obs, done)
+            return (torch.cat([belief.mean, belief.logvar], -1), belief.hidden,
+                    torch.cat([post.mean, post.logvar], -1), post.hidden)
+        out, h = self.fused(enc_action, next_obs, reward, hidden)
+        new_task = done[:, None]
+        return torch.where(new_task, self.prior_flat, out), torch.where(new_task, self.h0, h), out, h
+
+
+class _FusedGRUStep:
+    """``RNNEncoder.step`` (embeddings -> GRU cell -> (mean, logvar) head) as its plain
+    functional ops, for the per-env-step path. Only for the encoder layout it mirrors (no
+    layers before/after the GRU); ``of`` returns None otherwise."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.latent_dim = encoder.latent_dim
+        self.embedders = [(i, enc) for i, enc in enumerate((encoder.action_encoder, encoder.state_encoder,
+                                                            encoder.reward_encoder)) if enc.out_dim > 0]
+
+    @classmethod
+    def of(cls, encoder) -> "_FusedGRUStep | None":
+        from models.encoder import RNNEncoder
+
+        if type(encoder) is not RNNEncoder or len(encoder.before) or len(encoder.after):
+            return None
+        return cls(encoder)
+
+    def __call__(self, action, state, reward, hidden):
+        F = torch.nn.functional
+        xs = (action, state, reward[:, None])
+        # parameters are read on every call: the acting encoder's weights change between rollouts
+        x = torch.cat([enc.act(F.linear(xs[i], enc.fc.weight, enc.fc.bias)) for i, enc in self.embedders], -1)
+        g, fc = self.encoder.gru, self.encoder.fc_out
+        h = torch.gru_cell(x, hidden, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+        return F.linear(h, fc.weight, fc.bias), h
 
 
 @dataclass

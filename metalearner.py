@@ -84,31 +84,35 @@ class MetaLearner(Trainer):
 
     @torch.inference_mode()
     def collect_rollout(self) -> None:
-        cfg, vae, agent, s = self.cfg, self.vae, self.agent, self.storage
-        latent = belief = None
+        cfg, vae, agent, s, env = self.cfg, self.vae, self.agent, self.storage, self.env
+        latent = hidden = None
         if vae is not None:
             belief = vae.encode_running()
-            latent = agent.latent(belief)
+            latent, hidden = agent.latent(belief), belief.hidden
             encode = agent.belief_updater(cfg.num_processes)
-        inputs = agent.inputs(self.env, self.obs, latent)
-        s.set_first(inputs, None if belief is None else belief.hidden)
+        inputs = agent.inputs(env, self.obs, latent)
+        s.set_first(inputs, hidden)
+        want = [k for k in ("next_belief", "task") if k in s.extras]  # what components asked for
+        want_post = "posterior" in s.extras
+        buffer = vae.buffer if vae is not None else None
         for _ in range(cfg.policy_num_steps):
             act = agent.act(inputs)
-            obs, reward, done, info = self.env.step(act.env_action)
-            any_done = bool(done.any())  # CPU: free; on GPU one sync per step (env already syncs)
+            obs, reward, done, info = env.step(act.env_action)
+            next_obs = info["next_obs"]
             enc_action = agent.encoder_action(act.action)
-            extras = {k: info[k] for k in ("next_belief", "task") if k in s.extras}  # what components asked for
+            extras = {k: info[k] for k in want}
             if vae is not None:
-                belief, post = encode(belief, enc_action, info["next_obs"], reward, self.obs, done)
-                if "posterior" in s.extras:
-                    extras["posterior"] = torch.cat([post.mean, post.logvar], -1)  # b_{t+1}, before a task reset
-                latent = agent.latent(belief)
-                vae.buffer.insert(self.obs, enc_action, reward, info["next_obs"], info["task"], done, any_done)
+                # belief and posterior b_{t+1} (before a task reset) as cat([mean, logvar], -1)
+                flat, hidden, post, _ = encode.step_flat(hidden, enc_action, next_obs, reward, self.obs, done)
+                if want_post:
+                    extras["posterior"] = post
+                latent = agent.latent_flat(flat)
+                # CPU: bool() is free; on GPU one sync per step (the env already syncs)
+                buffer.insert(self.obs, enc_action, reward, next_obs, info["task"], done, bool(done.any()))
             self.obs = obs
-            inputs = agent.inputs(self.env, obs, latent)  # what the policy sees next; also stored
-            s.insert(inputs=inputs, hidden=None if belief is None else belief.hidden, next_obs=info["next_obs"],
-                     action=act.action, reward_raw=reward, reward=reward, done=done, trunc=info["bamdp_truncated"],
-                     extras=extras)
+            inputs = agent.inputs(env, obs, latent)  # what the policy sees next; also stored
+            s.insert(inputs=inputs, hidden=hidden, next_obs=next_obs, action=act.action, reward_raw=reward,
+                     reward=reward, done=done, trunc=info["bamdp_truncated"], extras=extras)
             self.frames += cfg.num_processes
         s.evaluate_policy(self.policy)  # values and log-probs, one batched pass
         if cfg.norm_rew_for_policy:

@@ -39,6 +39,9 @@ class PolicyUpdater:
         self.max_grad_norm, self.huber, self.clipped_value = max_grad_norm, huber, clipped_value
         self.minibatch_by_env = minibatch_by_env
         self.optimiser = make_optimiser(policy.parameters(), optimiser, lr, eps)
+        # parameter lists made once (each policy.parameters() walks the module tree)
+        self._policy_params = list(policy.parameters())
+        self._params = [p for group in self.optimiser.param_groups for p in group["params"]]
         self.scheduler = None
         if anneal_updates:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -69,7 +72,13 @@ class PolicyUpdater:
         old_values, returns = flat(storage.values[:-1]), flat(storage.returns)
         adv = returns - old_values
         adv = (adv - adv.mean()) / (adv.std() + 1e-5)
-        stats = {"value_loss": 0.0, "action_loss": 0.0, "dist_entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+        # the per-sample scalars as rows of one tensor: one gather per minibatch (rows of the
+        # gathered [4, B] are contiguous, so every op below sees the same tensors as before)
+        per_sample = torch.stack([old_logp, adv, old_values, returns])
+        # running sums of (value_loss, action_loss, dist_entropy, approx_kl, clipfrac): one
+        # float32 add per minibatch per entry, in the same order as separate sums (bit-identical)
+        sums = torch.zeros(5, device=returns.device)
+        aux_sum = None
         n_updates = 0
         by_env = self.minibatch_by_env and recompute_latent is not None
         steps = torch.arange(T, device=returns.device)[:, None] * N
@@ -77,47 +86,50 @@ class PolicyUpdater:
             perm = torch.randperm(N if by_env else T * N, device=returns.device)
             for chunk in perm.chunk(self.minibatches):
                 idx = (steps + chunk[None]).reshape(-1) if by_env else chunk  # flat (t, copy) indices
-                mb = {k: v[idx] for k, v in inputs.items()}
+                mb = {k: v.index_select(0, idx) for k, v in inputs.items()}
                 if by_env:
                     mb["latent"] = recompute_latent(chunk).reshape(T * len(chunk), -1)
                 elif recompute_latent is not None:
                     mb["latent"] = flat(recompute_latent(None))[idx]
-                value, logp, entropy = self.policy.evaluate(mb, actions[idx])
-                ratio = torch.exp(logp - old_logp[idx])
+                mb_old_logp, mb_adv, mb_old_values, mb_returns = per_sample.index_select(1, idx)
+                value, logp, entropy = self.policy.evaluate(mb, actions.index_select(0, idx))
+                ratio = torch.exp(logp - mb_old_logp)
                 if self.algo == "ppo":
-                    surr = torch.min(ratio * adv[idx], ratio.clamp(1 - self.clip, 1 + self.clip) * adv[idx])
+                    surr = torch.min(ratio * mb_adv, ratio.clamp(1 - self.clip, 1 + self.clip) * mb_adv)
                     action_loss = -surr.mean()
                 else:
-                    action_loss = -(logp * adv[idx]).mean()
-                value_loss = self._value_loss(value, old_values[idx], returns[idx])
-                loss = self.value_coef * value_loss + action_loss - self.entropy_coef * entropy.mean()
+                    action_loss = -(logp * mb_adv).mean()
+                value_loss = self._value_loss(value, mb_old_values, mb_returns)
+                entropy_mean = entropy.mean()
+                loss = self.value_coef * value_loss + action_loss - self.entropy_coef * entropy_mean
                 if extra_loss is not None:
                     loss = loss + extra_loss()
                 if minibatch_loss is not None:
                     aux = minibatch_loss(mb)
                     loss = loss + aux
-                    stats["aux_loss"] = stats.get("aux_loss", 0.0) + aux.detach()
-                self.optimiser.zero_grad(set_to_none=True)
+                    aux_sum = aux.detach() if aux_sum is None else aux_sum + aux.detach()
+                for p in self._params:  # zero_grad(set_to_none=True) without its per-call overhead
+                    p.grad = None
                 if extra_optimiser is not None:
                     extra_optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.max_grad_norm:
-                    nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                    nn.utils.clip_grad_norm_(self._policy_params, self.max_grad_norm)
                 if extra_params and extra_max_grad_norm:
                     nn.utils.clip_grad_norm_(extra_params, extra_max_grad_norm)
                 self.optimiser.step()
                 if extra_optimiser is not None:
                     extra_optimiser.step()
                 with torch.no_grad():
-                    stats["value_loss"] += value_loss.detach()
-                    stats["action_loss"] += action_loss.detach()
-                    stats["dist_entropy"] += entropy.mean().detach()
-                    stats["approx_kl"] += (old_logp[idx] - logp).mean().detach()
-                    stats["clipfrac"] += ((ratio - 1).abs() > self.clip).float().mean()
+                    sums += torch.stack([value_loss, action_loss, entropy_mean, (mb_old_logp - logp).mean(),
+                                         ((ratio - 1).abs() > self.clip).float().mean()])
                 n_updates += 1
+        stats = dict(zip(("value_loss", "action_loss", "dist_entropy", "approx_kl", "clipfrac"), sums.tolist()))
+        if aux_sum is not None:
+            stats["aux_loss"] = float(aux_sum)
         if self.scheduler is not None:
             self.scheduler.step()
-        out = {k: float(v) / n_updates for k, v in stats.items()}
+        out = {k: v / n_updates for k, v in stats.items()}
         out["sum"] = self.value_coef * out["value_loss"] + out["action_loss"] - self.entropy_coef * out["dist_entropy"]
         return out
 

@@ -11,6 +11,7 @@ Entry 0 of a rollout is set by ``set_first`` from the current (re-encoded) input
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -23,6 +24,8 @@ def compute_gae(rewards, values, dones, truncs, gamma: float, lam: float, use_ga
     return is the value of the step, i.e. the step's advantage is zero, as in VariBAD's
     ``gae * bad_mask``. Without GAE, Monte-Carlo-style discounted returns are used.
     """
+    if rewards.device.type == "cpu":
+        return torch.from_numpy(_gae_numpy(rewards, values, dones, truncs, gamma, lam, use_gae, proper_time_limits))
     T = rewards.shape[0]
     returns = torch.empty_like(rewards)
     not_done = (~dones).float()
@@ -40,6 +43,34 @@ def compute_gae(rewards, values, dones, truncs, gamma: float, lam: float, use_ga
             ret = rewards[t] + gamma * ret * not_done[t]
             if proper_time_limits:
                 ret = torch.where(truncs[t], values[t], ret)
+            returns[t] = ret
+    return returns
+
+
+def _gae_numpy(rewards, values, dones, truncs, gamma, lam, use_gae, proper_time_limits):
+    """``compute_gae`` on CPU: the same float32 operations in the same order, as numpy
+    arrays (a rollout's T x ~6 tiny tensor ops cost more in dispatch than in arithmetic)."""
+    f32 = np.float32
+    r, v = rewards.detach().numpy().astype(f32, copy=False), values.detach().numpy().astype(f32, copy=False)
+    not_done = (~dones).numpy().astype(f32)
+    not_trunc = (~truncs).numpy().astype(f32)
+    T = r.shape[0]
+    returns = np.empty_like(r)
+    g, gl = f32(gamma), f32(gamma * lam)
+    if use_gae:
+        gae = np.zeros_like(r[0])
+        for t in reversed(range(T)):
+            delta = r[t] + g * v[t + 1] * not_done[t] - v[t]
+            gae = delta + gl * not_done[t] * gae
+            if proper_time_limits:
+                gae = gae * not_trunc[t]
+            returns[t] = gae + v[t]
+    else:
+        ret = v[T]
+        for t in reversed(range(T)):
+            ret = r[t] + g * ret * not_done[t]
+            if proper_time_limits:
+                ret = np.where(truncs[t].numpy(), v[t], ret)
             returns[t] = ret
     return returns
 
@@ -65,6 +96,17 @@ class RolloutStorage:
         self.truncs = torch.zeros(T, N, dtype=torch.bool, **z)
         self.extras = {k: torch.zeros(T, N, d, **z) for k, d in (extra_dims or {}).items() if d}
         self.step = 0
+        # per-step destination views, made once (the per-step path then does copies only;
+        # the tensors above are filled in place, never reassigned)
+        self._dst: list | None = None
+
+    def _step_views(self) -> list:
+        T = self.num_steps
+        self._dst = [{"inputs": {k: v[t + 1] for k, v in self.inputs.items()}, "hidden": self.hidden[t + 1],
+                      "extras": {k: v[t] for k, v in self.extras.items()},
+                      "fixed": (self.next_obs[t], self.rewards_raw[t], self.rewards[t], self.dones[t], self.truncs[t]),
+                      "action": self.actions[t]} for t in range(T)]
+        return self._dst
 
     def set_first(self, inputs: dict[str, torch.Tensor], hidden: torch.Tensor | None) -> None:
         """Start a rollout from the current policy inputs (and encoder hidden state)."""
@@ -76,20 +118,21 @@ class RolloutStorage:
             self.hidden[0].copy_(hidden)
 
     def insert(self, *, inputs, hidden, next_obs, action, reward_raw, reward, done, trunc, extras=None):
-        t = self.step
-        for k, v in (extras or {}).items():
-            self.extras[k][t].copy_(v)
+        dst = (self._dst or self._step_views())[self.step]
+        if extras:
+            ex = dst["extras"]
+            for k, v in extras.items():
+                ex[k].copy_(v)
+        ins = dst["inputs"]
         for k, v in inputs.items():
-            if k in self.inputs:
-                self.inputs[k][t + 1].copy_(v)
+            if k in ins:
+                ins[k].copy_(v)
         if hidden is not None:
-            self.hidden[t + 1].copy_(hidden)
-        self.next_obs[t].copy_(next_obs)
-        self.actions[t].copy_(action.reshape(self.actions[t].shape))
-        self.rewards_raw[t].copy_(reward_raw)
-        self.rewards[t].copy_(reward)
-        self.dones[t].copy_(done)
-        self.truncs[t].copy_(trunc)
+            dst["hidden"].copy_(hidden)
+        for d, v in zip(dst["fixed"], (next_obs, reward_raw, reward, done, trunc)):
+            d.copy_(v)
+        a = dst["action"]
+        a.copy_(action.reshape(a.shape))
         self.step += 1
 
     @torch.no_grad()

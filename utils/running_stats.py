@@ -1,6 +1,7 @@
 """Running mean/std (parallel-variance update) as an nn.Module so it is checkpointed."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +24,33 @@ class RunningMeanStd(nn.Module):
         m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
         self.var.copy_(m2 / total)
         self.count.copy_(total)
+        self.inv_std.copy_(torch.rsqrt(self.var + 1e-8))
+
+    @torch.no_grad()
+    def update_steps(self, x: torch.Tensor) -> None:
+        """``update(x[t])`` for t = 0..T-1 in turn, for x [T, B, *shape], bit for bit: the
+        batch moments of all T batches in two ops, then the scalar recurrence of the T
+        parallel-variance merges in float32 numpy (the same IEEE float32 operations, in the
+        same order, as the tensor code; ~100x less dispatch than T x 10 tensor ops)."""
+        x = x.reshape(x.shape[0], -1, *self.mean.shape).float()
+        if x.shape[0] == 0:
+            return
+        f32 = np.float32
+        n = f32(x.shape[1])
+        means, variances = x.mean(1).cpu().numpy(), x.var(1, unbiased=False).cpu().numpy()
+        mean, var, count = (self.mean.cpu().numpy().copy(), self.var.cpu().numpy().copy(),
+                            self.count.cpu().numpy().copy())
+        for bm, bv in zip(means, variances):
+            delta = bm - mean
+            total = count + n
+            mean = mean + delta * n / total
+            m2 = var * count + bv * n + delta * delta * count * n / total
+            var = (m2 / total).astype(f32)
+            count = total
+        dev = self.mean.device
+        self.mean.copy_(torch.as_tensor(np.asarray(mean, dtype=f32), device=dev))
+        self.var.copy_(torch.as_tensor(np.asarray(var, dtype=f32), device=dev))
+        self.count.copy_(torch.as_tensor(np.asarray(count, dtype=f32), device=dev))
         self.inv_std.copy_(torch.rsqrt(self.var + 1e-8))
 
     def normalise(self, x: torch.Tensor, clip: float | None = None) -> torch.Tensor:
@@ -63,20 +91,24 @@ class ReturnNormaliser(nn.Module):
         if rewards.shape != dones.shape or rewards.shape[1:] != self.ret.shape:
             raise ValueError(f"rewards {tuple(rewards.shape)} and dones {tuple(dones.shape)} must "
                              f"both be [T, {self.ret.shape[0]}]")
-        keep = 1.0 - dones.to(self.ret.device).float()
-        rewards = rewards.to(self.ret)
-        rets = torch.empty_like(rewards) if self.stats == "per_rollout" else None
-        ret = self.ret
-        for t in range(rewards.shape[0]):  # loop over time, batched over copies
-            ret = ret * self.gamma + rewards[t]
-            if rets is None:
-                self.rms.update(ret)
-            else:
-                rets[t] = ret
+        # the return recurrence in float32 numpy: the same elementwise float32 operations as
+        # tensor ops, without T x 3 dispatches (bit-identical)
+        f32 = np.float32
+        keep = (f32(1.0) - dones.detach().cpu().numpy().astype(f32))
+        rew = rewards.detach().to(torch.float32).cpu().numpy()
+        gamma = f32(self.gamma)
+        rets = np.empty_like(rew)
+        ret = self.ret.cpu().numpy().copy()
+        for t in range(rew.shape[0]):  # loop over time, batched over copies
+            ret = ret * gamma + rew[t]
+            rets[t] = ret
             ret = ret * keep[t]
-        self.ret.copy_(ret)
-        if rets is not None:
+        self.ret.copy_(torch.from_numpy(ret))
+        rets = torch.from_numpy(rets).to(self.ret.device)
+        if self.stats == "per_rollout":
             self.rms.update(rets)
+        else:  # one parallel-variance merge per step, batched (same numbers as T updates)
+            self.rms.update_steps(rets)
 
     def normalise(self, rewards: torch.Tensor) -> torch.Tensor:
         """rewards / sqrt(var + eps), clipped if ``clip`` is set (no side effects)."""

@@ -81,6 +81,17 @@ class RoomNavi(MetaEnv):
         table[valid] = torch.arange(int(valid.sum()))
         self.num_states = int(valid.sum())                        # 33 for the defaults
         self.cell_table = table.to(self.device)
+        # step tables (integer lookups: the same positions as moving and checking walls):
+        # next position of every grid cell x action, indexed by cell * 5 + action
+        grid = torch.stack([gx, gy], -1).reshape(-1, 2)            # cell (x + hw) * (2o + 1) + (y + o)
+        new = grid[:, None, :] + _MOVES[None]                      # [cells, 5, 2]
+        nxt = torch.where(self._valid(new)[..., None], new, grid[:, None, :])
+        self._next_pos = nxt.reshape(-1, 2).to(self.device)
+        self._cell_stride = torch.tensor([(2 * o + 1) * len(_MOVES), len(_MOVES)], dtype=torch.long, device=self.device)
+        self._cell_offset = (self.half_width * (2 * o + 1) + o) * len(_MOVES)
+        # reward per paid goal (0: none), in float32 as the reward tensor
+        self._reward_table = torch.tensor([self.step_penalty, *_REWARDS], device=self.device)
+        self._goal_code = torch.tensor([1, 2, 3], dtype=torch.long, device=self.device)
 
     def _in_corridor(self, x: torch.Tensor) -> torch.Tensor:
         return (x.abs() >= self.offset + 1) & (x.abs() <= self.offset + self.corridor_len)
@@ -143,22 +154,22 @@ class RoomNavi(MetaEnv):
 
     def _reward(self):
         on = (self.pos[:, None, :] == self.goals).all(-1)          # [N, 3]
-        hit1 = on[:, 0]
-        hit2 = ~hit1 & self.reached[:, 0] & on[:, 1]
-        hit3 = ~hit1 & ~hit2 & self.reached[:, 1] & on[:, 2]
-        hits = torch.stack([hit1, hit2, hit3], 1)
+        # goal k counts if the agent is on it and goal k-1 was reached (G1: always); only
+        # the first such goal is hit: hit_k = cand_k & no cand_j, j < k
+        cand = on.clone()
+        cand[:, 1:] &= self.reached[:, :2]
+        hits = cand & (cand.cumsum(1) == 1)
         paid = hits if self.repeat_goal_rewards else hits & ~self.reached
-        reward = torch.full((self.num_envs,), self.step_penalty, device=self.device)
-        for k in (2, 1, 0):  # loop over the 3 goals, not over env copies
-            reward = torch.where(paid[:, k], torch.full_like(reward, _REWARDS[k]), reward)
+        # at most one goal is paid: its reward, else the step penalty (a table lookup)
+        reward = self._reward_table[(paid * self._goal_code).sum(1)]
         self.reached = self.reached | hits
         return reward
 
     def step(self, actions):
         actions = actions.reshape(-1).long()
-        # a move into a wall (incl. up/down inside a corridor) leaves the agent in place
-        new = self.pos + self.moves[actions]
-        self.pos = torch.where(self._valid(new)[:, None], new, self.pos)
+        # a move into a wall (incl. up/down inside a corridor) leaves the agent in place:
+        # the next position of (cell, action) is looked up in a table built with ``_valid``
+        self.pos = self._next_pos[(self.pos * self._cell_stride).sum(1) + (self._cell_offset + actions)]
         reward = self._reward()
         truncated = self._advance_time()
         stage = self.reached.sum(1).float()

@@ -60,9 +60,11 @@ class TreasureHunt(MetaEnv):
     def _reset_state(self, mask):
         self.pos[mask] = self.start
 
-    def _obs(self):
-        on_peak = torch.linalg.vector_norm(self.pos, dim=1) < self.peak_radius
-        shown = torch.where(on_peak[:, None], self.goal, torch.zeros_like(self.goal))
+    def _obs(self, d_top: torch.Tensor | None = None):
+        """d_top: ||pos|| if the caller has it already (step computes it for the reward)."""
+        if d_top is None:
+            d_top = torch.linalg.vector_norm(self.pos, dim=1)
+        shown = torch.where((d_top < self.peak_radius)[:, None], self.goal, 0.0)
         return torch.cat([self.pos, shown], 1)
 
     def _reward(self):
@@ -72,17 +74,16 @@ class TreasureHunt(MetaEnv):
         at_treasure = (d_goal <= self.treasure_radius) & ~on_mountain
         mountain = self.mountain_height * (d_top - self.mountain_radius) + self.timestep_penalty
         elsewhere = self.timestep_penalty * d_top.clamp_min(1.0)
-        treasure = torch.full_like(d_top, self.treasure_reward)
-        reward = torch.where(on_mountain, mountain, torch.where(at_treasure, treasure, elsewhere))
-        return reward, at_treasure
+        reward = torch.where(on_mountain, mountain, torch.where(at_treasure, self.treasure_reward, elsewhere))
+        return reward, at_treasure, d_top
 
     def step(self, actions):
         actions = actions.reshape(self.num_envs, 2).float().clamp(-1.0, 1.0)
         self.pos = (self.pos + 0.1 * actions).clamp(-self.bound, self.bound)
-        reward, at_treasure = self._reward()
+        reward, at_treasure, d_top = self._reward()
         truncated = self._advance_time()
         info = {"pos": self.pos.clone(), "success": at_treasure.float()}
-        return self._obs(), reward, torch.zeros_like(truncated), truncated, info
+        return self._obs(d_top), reward, torch.zeros_like(truncated), truncated, info
 
     def get_task(self):
         return self.goal.clone()
