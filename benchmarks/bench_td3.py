@@ -1,13 +1,14 @@
 """Speed of TD3 expert training: K contexts batched in one process vs one context at a time.
 
 One "context-step" = one env step of one context + one TD3 update of that context's agent
-(HyperZero's settings: 2 x 256 actor / twin critics, batch 256, policy delay 2). Batched: a
+(HyperZero's settings: 2 x 256 actor / twin critics, batch 256, policy delay 2; --hidden / --batch
+change width and minibatch, e.g. the cheetah_run_hyperzero_small preset's 64 / 128). Batched: a
 K-copy contextual env and a K-member ``TD3Ensemble`` (one ``baddbmm`` per layer). Sequential:
 the same work done by a 1-context trainer K times. Prints context-steps per second of both and
 the speed-up.
 
     python benchmarks/bench_td3.py [--env ContextualCheetahRun] [--contexts 20] [--steps 200]
-                                   [--threads 1] [--device cpu]
+                                   [--threads 1] [--device cpu] [--hidden 256] [--batch 256]
 """
 from __future__ import annotations
 
@@ -47,11 +48,13 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--hidden", type=int, default=256, help="actor / critic width (2 layers)")
+    p.add_argument("--batch", type=int, default=256, help="TD3 minibatch")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     import environments  # noqa: F401  (registers the contextual envs)
 
-    cfg = TD3Config(num_expl_steps=0, buffer_size=10_000)
+    cfg = TD3Config(hidden=args.hidden, batch_size=args.batch, num_expl_steps=0, buffer_size=10_000)
     margins = np.linspace(0.5, 10.0, args.contexts)
     contexts = np.stack([margins, np.full(args.contexts, np.nan)], 1)
     from environments.contextual.models import DEFAULT_LENGTH
@@ -60,7 +63,7 @@ def main(argv=None) -> None:
     contexts[:, 1] = DEFAULT_LENGTH[ENVS.get(args.env).domain]
     batched = context_steps_per_second(args.env, contexts, args.steps, cfg, args.device)
     single = context_steps_per_second(args.env, contexts[:1], args.steps, cfg, args.device)
-    print(f"{args.env}, TD3 2x256, batch {cfg.batch_size}, {args.threads} thread(s), device {args.device}")
+    print(f"{args.env}, TD3 2x{cfg.hidden}, batch {cfg.batch_size}, {args.threads} thread(s), device {args.device}")
     print(f"  batched over {args.contexts} contexts: {batched:8.1f} context-steps/s (env step + update each)")
     print(f"  one context at a time:      {single:8.1f} context-steps/s")
     print(f"  speed-up: {batched / single:.2f}x")

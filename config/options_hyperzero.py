@@ -40,6 +40,11 @@ def add_options(add) -> None:
         low=1, min_len=1)
     add(g, "hyperzero_test_fraction", "float", 0.15, "fraction of unique contexts held out", low=0, high=1,
         low_inclusive=False, high_inclusive=False)
+    add(g, "hyperzero_regressor_seeds", "int_list", None,
+        "seeds of the regressors: every approximator is trained (initialisation and minibatch order) and evaluated once "
+        "per seed, on the same dataset and train/test split (the split and the experts use --seed); results are also "
+        "reported as mean and spread over the seeds (None: one regressor per approximator, seeded with --seed)",
+        optional=True, min_len=1, low=0)
     add(g, "hyperzero_eval_checkpoint", "str", "best",
         "regressor weights evaluated zero-shot: best validation total loss, or the last epoch (the seed code's eval)",
         choices=("best", "last"))
@@ -77,6 +82,18 @@ def approximator_names(cfg) -> list[str]:
     return [n.strip() for n in cfg.hyperzero_approximators.split(",") if n.strip()]
 
 
+def regressor_seeds(cfg) -> list[int]:
+    return list(cfg.hyperzero_regressor_seeds) if cfg.hyperzero_regressor_seeds else [cfg.seed]
+
+
+def regressor_labels(cfg) -> list[tuple[str, str, int]]:
+    """(label, approximator, seed) of every regressor, seeds outer: the label is the approximator's name
+    without --hyperzero_regressor_seeds, else ``<name>_seed<seed>``."""
+    if not cfg.hyperzero_regressor_seeds:
+        return [(n, n, cfg.seed) for n in approximator_names(cfg)]
+    return [(f"{n}_seed{s}", n, s) for s in regressor_seeds(cfg) for n in approximator_names(cfg)]
+
+
 def validate(cfg) -> None:
     """Cross-field rules of the hyperzero trainer (only checked for its configs)."""
     if cfg.trainer != "hyperzero":
@@ -86,6 +103,9 @@ def validate(cfg) -> None:
     bad = [n for n in names if n not in known]
     if bad or not names:
         raise ConfigError(f"--hyperzero_approximators: unknown {bad or '(none)'}; choose from all, {', '.join(known)}")
+    seeds = cfg.hyperzero_regressor_seeds or []
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--hyperzero_regressor_seeds: repeated seed(s) in {list(seeds)}")
     if any(m == 0 for m in cfg.hyperzero_margins) or not cfg.hyperzero_margins:
         raise ConfigError("--hyperzero_margins: give at least one margin, none of them 0 (no speed term)")
     if cfg.hyperzero_lengths is not None and any(x <= 0 for x in cfg.hyperzero_lengths):

@@ -15,6 +15,11 @@ biases 0.
 Baselines: ``MLPSolution`` ("mlp_policy" / "mlp_rl" / "mlp_rl_td"): the same meta-embedding
 concatenated to the state (and action) -> 256 ReLU -> action (tanh) / Q.
 
+A training batch holds few distinct contexts (one per expert), so ``generate`` runs the
+embedding and the heads once per distinct context row and gathers the result back to the batch
+(``per_unique_context``): the same function and gradients as per sample, up to float rounding,
+at a fraction of the cost (the heads dominate HyperZero's compute).
+
 Every model: ``generate(context) -> params`` (the generated weights, or z for the MLPs),
 ``policy(params, state)``, ``q(params, state, action)`` (if ``has_q``) and
 ``act(context, state)``. ``losses`` computes HyperZero's objective:
@@ -44,6 +49,24 @@ def _uniform_(layer: nn.Linear, bound: float) -> nn.Linear:
 
 def _embed_linear(fan_in: int, fan_out: int) -> nn.Linear:
     return _uniform_(nn.Linear(fan_in, fan_out), 1.0 / (2.0 * math.sqrt(fan_in)))
+
+
+def per_unique_context(fn, context: torch.Tensor):
+    """``fn(context)`` computed once per distinct row of ``context`` [B, c] and gathered back to
+    [B, ...]; ``fn`` returns a tensor or nested lists / tuples / dicts of tensors with a leading
+    batch dimension."""
+    uniq, inverse = torch.unique(context, dim=0, return_inverse=True)
+    if len(uniq) == len(context):
+        return fn(context)
+
+    def gather(x):
+        if isinstance(x, torch.Tensor):
+            return x[inverse]
+        if isinstance(x, dict):
+            return {k: gather(v) for k, v in x.items()}
+        return type(x)(gather(v) for v in x)
+
+    return gather(fn(uniq))
 
 
 class ResBlock(nn.Module):
@@ -109,6 +132,9 @@ class HyperZero(nn.Module):
         return self.q_heads is not None
 
     def generate(self, context: torch.Tensor) -> dict:
+        return per_unique_context(self._generate, context)
+
+    def _generate(self, context: torch.Tensor) -> dict:
         z = self.embedding(context)
         out = {"pi": self.pi_heads.generate(z)}
         if self.has_q:
@@ -141,7 +167,7 @@ class MLPSolution(nn.Module):
         return self.q_net is not None
 
     def generate(self, context: torch.Tensor) -> torch.Tensor:
-        return self.embedding(context)
+        return per_unique_context(self.embedding, context)
 
     def policy(self, z: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.pi_net(torch.cat([z, state], -1)))

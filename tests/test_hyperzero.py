@@ -257,3 +257,149 @@ def test_resume_without_buffers_refills_before_updating(tmp_path):
     updates = resumed.experts.agent.num_updates
     resumed._experts_iteration(0, last=False)  # 20 steps: the buffer refills to td3_seed_frames (10), then updates
     assert resumed.experts.buffer.size == 20 and resumed.experts.agent.num_updates == updates + 11
+
+
+# ----------------------------------------------------------------------------- unique contexts
+@pytest.mark.parametrize("name", ["hyperzero", "mlp_rl_td"])
+def test_generate_once_per_unique_context_equals_per_sample(name):
+    """``generate`` runs the heads once per distinct context: same losses and gradients as per sample."""
+    from models import hyperzero as mh
+
+    torch.manual_seed(0)
+    model, use_td = build_approximator(name, 2, 5, 3, hidden=8, embed_widths=(8, 16))
+    n = 40
+    ctx = torch.tensor([[1.0, 0.5], [2.0, 0.5], [3.0, 0.4]])[torch.randint(0, 3, (n,))]
+    batch = {"context": ctx, "state": torch.randn(n, 5), "action": torch.rand(n, 3) * 2 - 1,
+             "next_state": torch.randn(n, 5), "reward": torch.rand(n, 1), "discount": torch.ones(n, 1),
+             "value": torch.randn(n, 1)}
+    calls = []
+    inner = model._generate if name == "hyperzero" else model.embedding.forward
+
+    def spy(c):
+        calls.append(len(c))
+        return inner(c)
+
+    if name == "hyperzero":
+        model._generate = spy
+    else:
+        model.embedding.forward = spy
+    out = losses(model, batch, gamma=0.99, use_td=use_td)
+    out["total"].backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    assert calls == [3]  # three distinct contexts in 40 samples
+    model.zero_grad()
+    ref = {}
+    orig = mh.per_unique_context
+    try:
+        mh.per_unique_context = lambda fn, c: fn(c)  # the per-sample computation
+        ref = losses(model, batch, gamma=0.99, use_td=use_td)
+        ref["total"].backward()
+    finally:
+        mh.per_unique_context = orig
+    assert calls == [3, n]
+    for k in out:
+        torch.testing.assert_close(out[k], ref[k])
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(grads[k], p.grad)
+
+
+# ----------------------------------------------------------------------------- regressor seeds
+def test_seed_summary_known_case(tmp_path):
+    from hyperzero import evaluate as zs
+
+    rows = [{"margin": 1.0, "length": 0.5, "expert_return": 100.0, "a_s1_return": 50.0, "a_s1_ratio": 0.5,
+             "a_s2_return": 70.0, "a_s2_ratio": 0.7},
+            {"margin": 2.0, "length": 0.5, "expert_return": 200.0, "a_s1_return": 100.0, "a_s1_ratio": 0.5,
+             "a_s2_return": 180.0, "a_s2_ratio": 0.9}]
+    groups = {"a": {1: "a_s1", 2: "a_s2"}}
+    agg = zs.seed_summary(rows, groups)["a"]
+    # per seed over contexts: s1 75 (ratio 0.5), s2 125 (ratio 0.8) -> mean 100, sample std 35.355
+    assert agg["seeds"] == 2 and agg["per_seed"]["1"]["return"] == 75.0 and agg["per_seed"]["2"]["ratio"] == 0.8
+    assert agg["return_mean"] == 100.0 and agg["return_std"] == pytest.approx(50 / np.sqrt(2))
+    assert (agg["return_min"], agg["return_max"]) == (75.0, 125.0)
+    assert agg["ratio_mean"] == pytest.approx(0.65) and agg["ratio_std"] == pytest.approx(0.3 / np.sqrt(2))
+    assert agg["per_context"][1]["return_mean"] == 140.0 and agg["per_context"][1]["return_std"] == pytest.approx(
+        80 / np.sqrt(2))
+    summary = zs.summary(rows, ["a_s1", "a_s2"], groups)
+    assert summary["a_return_mean"] == 100.0 and summary["a_s2_return_mean"] == 125.0
+    assert summary["a_ratio_seed_std"] == pytest.approx(agg["ratio_std"])
+    meta = {"env_name": "E", "episode_steps": 3, "contexts": [
+        {"margin": m, "length": 0.5, "episodes": 2, "expert_return": r} for m, r in ((1.0, 100.0), (2.0, 200.0),
+                                                                                      (3.0, 300.0))]}
+    split = {"input": "rew", "seed": 7, "train": [[3.0]], "test": [[1.0], [2.0]]}
+    zs.write_report(str(tmp_path / "r.md"), rows, meta, split, groups)
+    text = (tmp_path / "r.md").read_text()
+    assert "| 3 | 0.5 | 300.0 | train |" in text and "| 1 | 0.5 | 100.0 | held out |" in text
+    assert "| a | 2 | 100.0 ± 35.4 [75.0, 125.0] | 0.650 ± 0.212 |" in text
+
+
+def test_repeated_regressor_seeds_rejected(tmp_path):
+    from config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="repeated"):
+        _cfg(tmp_path, hyperzero_regressor_seeds=[1, 1])
+
+
+def test_regressor_seeds_train_independent_models(tmp_path):
+    """Each regressor seed is its own training on the same dataset and split; the seed equal to --seed
+    reproduces the run without regressor seeds exactly, the other differs; the evaluation aggregates."""
+    from trainers import build_trainer
+
+    single_dir, multi_dir = str(tmp_path / "single"), str(tmp_path / "multi")
+    cfg = _cfg(tmp_path)
+    build_trainer(cfg, single_dir).train()
+    multi_cfg = _cfg(tmp_path, hyperzero_regressor_seeds=[cfg.seed, 5])
+    result = build_trainer(multi_cfg, multi_dir).train()
+    assert "hyperzero_return_seed_std" in result and "mlp_policy_seed5_ratio_mean" in result
+    assert sorted(os.listdir(os.path.join(multi_dir, "models"))) == sorted(
+        f"{n}_seed{s}.pt" for n in ("hyperzero", "mlp_policy") for s in (cfg.seed, 5))
+    for n in ("hyperzero", "mlp_policy"):
+        one = torch.load(os.path.join(single_dir, "models", f"{n}.pt"), weights_only=False)
+        same = torch.load(os.path.join(multi_dir, "models", f"{n}_seed{cfg.seed}.pt"), weights_only=False)
+        other = torch.load(os.path.join(multi_dir, "models", f"{n}_seed5.pt"), weights_only=False)
+        assert same["seed"] == cfg.seed and other["seed"] == 5
+        for p, v in one["state_dict"].items():
+            torch.testing.assert_close(same["state_dict"][p], v, rtol=0, atol=0)
+        assert any(not torch.equal(other["state_dict"][p], v) for p, v in one["state_dict"].items())
+    with open(os.path.join(multi_dir, "eval", "zero_shot.json")) as f:
+        out = json.load(f)
+    rows, agg = out["rows"], out["seeds"]["hyperzero"]
+    per_seed = [np.mean([r[f"hyperzero_seed{s}_return"] for r in rows]) for s in (cfg.seed, 5)]
+    assert agg["return_mean"] == pytest.approx(np.mean(per_seed))
+    assert agg["return_std"] == pytest.approx(np.std(per_seed, ddof=1))
+    with open(os.path.join(single_dir, "eval", "zero_shot.json")) as f:
+        single_rows = json.load(f)["rows"]
+    assert [r["hyperzero_return"] for r in single_rows] == [r[f"hyperzero_seed{cfg.seed}_return"] for r in rows]
+    assert os.path.exists(os.path.join(multi_dir, "eval", "report.md"))
+    assert os.path.exists(os.path.join(multi_dir, "plots", "zero_shot.png"))
+
+
+def test_regressor_seeds_resume_equals_uninterrupted(tmp_path):
+    from trainers import build_trainer
+
+    cfg = _cfg(tmp_path, hyperzero_regressor_seeds=[3, 4])
+    full_dir, cut_dir = str(tmp_path / "full"), str(tmp_path / "cut")
+    build_trainer(cfg, full_dir).train()
+    first = build_trainer(cfg, cut_dir)
+    first.train(callbacks=[lambda tr, m: m["iteration"] >= 4])  # inside the regressor stage
+    resumed = build_trainer(cfg, cut_dir, resume=True)
+    resumed.train()
+    for label in ("hyperzero_seed3", "hyperzero_seed4", "mlp_policy_seed4"):
+        a = torch.load(os.path.join(full_dir, "models", f"{label}.pt"), weights_only=False)
+        b = torch.load(os.path.join(cut_dir, "models", f"{label}.pt"), weights_only=False)
+        for p, v in a["state_dict"].items():
+            torch.testing.assert_close(b["state_dict"][p], v, rtol=0, atol=0)
+
+
+def test_small_preset_budget_and_seed_defaults_unchanged():
+    pytest.importorskip("dm_control")
+    from config.loader import resolve
+
+    small, full = resolve("cheetah_run_hyperzero_small"), resolve("cheetah_run_hyperzero")
+    assert small.hyperzero_margins == full.hyperzero_margins and len(small.hyperzero_margins) == 20
+    assert len(small.hyperzero_regressor_seeds) >= 3 and small.trainer == "hyperzero"
+    assert {"hyperzero", "mlp_policy", "mlp_rl", "mlp_rl_td"} <= set(small.hyperzero_approximators.split(","))
+    assert small.num_frames < full.num_frames and small.td3_hidden < full.td3_hidden
+    # the seed's settings stay in the full preset
+    assert (full.num_frames, full.td3_hidden, full.td3_lr, full.hyperzero_epochs, full.hyperzero_regressor_seeds,
+            full.hyperzero_approximators) == (1_100_000, 256, 1e-4, 500, None, "all")

@@ -9,8 +9,13 @@
                written next to the data); train every approximator of hyperzero_approximators, one
                epoch per iteration (Adam, batch hyperzero_batch_size), validation losses on the
                held-out contexts each epoch. Saves <run>/models/<name>.pt (last + best valid total).
+               With --hyperzero_regressor_seeds S1 S2 ... every approximator is trained once per seed
+               (its init seed + its own minibatch-order generator; same dataset and split):
+               <run>/models/<name>_seed<S>.pt.
     evaluate   zero-shot rollouts of each approximator on the held-out contexts against their
-               experts (``hyperzero.evaluate``) -> <run>/eval/zero_shot.{csv,json}, plots/zero_shot.png.
+               experts (``hyperzero.evaluate``) -> <run>/eval/zero_shot.{csv,json}, eval/report.md
+               (experts' returns, mean zero-shot return and ratio per approximator, with the mean and
+               spread over the regressor seeds), plots/zero_shot.png.
 
 ``--hyperzero_stage all`` runs the four in one run dir; a single stage reads its inputs from
 --hyperzero_experts_run / --hyperzero_dataset_dir / --hyperzero_models_run. Every stage has the
@@ -24,6 +29,7 @@ td3_seed_frames steps (not an exact continuation).
 Examples::
 
     python main.py --env-type cheetah_run_hyperzero                      # everything, one run dir
+    python main.py --env-type cheetah_run_hyperzero_small                # ~45 min on 2 CPU cores, 3 regressor seeds
     python main.py --env-type cheetah_run_hyperzero --hyperzero_stage experts
     python main.py --env-type cheetah_run_hyperzero --hyperzero_stage dataset --hyperzero_experts_run RUN
     python main.py --env-type cheetah_run_hyperzero --hyperzero_stage regressor --hyperzero_dataset_dir RUN/dataset \
@@ -46,7 +52,7 @@ import numpy as np
 import torch
 
 from algorithms.td3 import TD3Config, TD3Ensemble
-from config.options_hyperzero import approximator_names
+from config.options_hyperzero import approximator_names, regressor_labels, regressor_seeds
 from hyperzero import dataset as ds
 from hyperzero import evaluate as zs
 from hyperzero.experts import ExpertTraining, member_seeds, rollout
@@ -80,6 +86,8 @@ class HyperZeroTrainer(Trainer):
         self.contexts = context_grid(cfg)
         self.td3_cfg = td3_config(cfg)
         self.names = approximator_names(cfg)
+        self.labels = regressor_labels(cfg)  # (label, approximator, seed); label = name without regressor seeds
+        self.label_names = [label for label, _, _ in self.labels]
         counts = {"experts": max(1, math.ceil(cfg.num_frames / cfg.hyperzero_steps_per_iteration)), "dataset": 1,
                   "regressor": cfg.hyperzero_epochs, "evaluate": 1}
         self.plan = [(s, counts[s]) for s in self.stages]
@@ -89,7 +97,8 @@ class HyperZeroTrainer(Trainer):
             self.experts = ExpertTraining(cfg.env_name, self.contexts, cfg.seed, self.td3_cfg, cfg.td3_seed_frames,
                                           cfg.hyperzero_episode_steps, cfg.env_kwargs, self.device)
         self.expert_agent_state = None  # kept after the experts stage (the buffers are dropped)
-        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        # minibatch order: one generator per regressor seed, shared by that seed's approximators in turn
+        self.data_gens = {s: torch.Generator().manual_seed(s) for s in regressor_seeds(cfg)}
         self.reg: dict | None = None      # regressor state, built when the stage starts
         self.zero_shot_rows: list[dict] | None = None
         self.stage_info: dict = {}
@@ -182,12 +191,12 @@ class HyperZeroTrainer(Trainer):
                              "context(s): the split needs at least 2 (one to train on, one held out)")
         ds.write_split(self.dataset_dir, split)
         models = {}
-        for j, name in enumerate(self.names):
-            torch.manual_seed(cfg.seed + j)
+        for label, name, seed in self.labels:
+            torch.manual_seed(seed + self.names.index(name))
             model, use_td = build_approximator(name, ds.context_dim(cfg.hyperzero_input), meta["obs_dim"],
                                                meta["act_dim"], cfg.hyperzero_hidden, tuple(cfg.hyperzero_embed_widths))
             model.to(self.device)
-            models[name] = {"model": model, "use_td": use_td,
+            models[label] = {"model": model, "use_td": use_td, "name": name, "seed": seed,
                             "opt": torch.optim.Adam(model.parameters(), lr=cfg.hyperzero_lr),
                             "best": None, "best_valid": float("inf"), "best_epoch": -1, "epochs": 0}
         self.reg = {"models": models, "gamma": meta["gamma"], "split": split, "meta": meta}
@@ -215,7 +224,7 @@ class HyperZeroTrainer(Trainer):
         for name, entry in self.reg["models"].items():
             model, opt = entry["model"], entry["opt"]
             model.train()
-            perm = torch.randperm(n, generator=self.data_gen).to(self.device)
+            perm = torch.randperm(n, generator=self.data_gens[entry["seed"]]).to(self.device)
             sums: dict[str, float] = {}
             for start in range(0, n, bs):
                 idx = perm[start:start + bs]
@@ -252,24 +261,25 @@ class HyperZeroTrainer(Trainer):
         folder = os.path.join(self.run_dir, "models")
         os.makedirs(folder, exist_ok=True)
         cfg = self.cfg
-        for name, e in self.reg["models"].items():
-            torch.save({"name": name, "state_dict": e["model"].state_dict(), "best_state_dict": e["best"],
+        for label, e in self.reg["models"].items():
+            torch.save({"name": e["name"], "seed": e["seed"], "state_dict": e["model"].state_dict(),
+                        "best_state_dict": e["best"],
                         "best_epoch": e["best_epoch"], "best_valid_total": e["best_valid"], "input": cfg.hyperzero_input,
                         "split_seed": cfg.seed, "obs_dim": self.reg["meta"]["obs_dim"],
                         "act_dim": self.reg["meta"]["act_dim"], "hidden": cfg.hyperzero_hidden,
-                        "embed_widths": list(cfg.hyperzero_embed_widths)}, os.path.join(folder, f"{name}.pt"))
+                        "embed_widths": list(cfg.hyperzero_embed_widths)}, os.path.join(folder, f"{label}.pt"))
 
     # ------------------------------------------------------------------ zero-shot evaluation
     def _load_models(self) -> tuple[dict, str, int]:
         folder = os.path.join(self.cfg.hyperzero_models_run or self.run_dir, "models")
         models, inp, split_seed = {}, None, None
-        for name in self.names:
-            state = torch.load(os.path.join(folder, f"{name}.pt"), map_location="cpu", weights_only=False)
+        for label, name, _ in self.labels:
+            state = torch.load(os.path.join(folder, f"{label}.pt"), map_location="cpu", weights_only=False)
             model, _ = build_approximator(name, ds.context_dim(state["input"]), state["obs_dim"], state["act_dim"],
                                           state["hidden"], tuple(state["embed_widths"]))
             use_best = self.cfg.hyperzero_eval_checkpoint == "best" and state["best_state_dict"] is not None
             model.load_state_dict(state["best_state_dict"] if use_best else state["state_dict"])
-            models[name] = model.to(self.device)
+            models[label] = model.to(self.device)
             inp, split_seed = state["input"], state["split_seed"]
         return models, inp, split_seed
 
@@ -283,18 +293,31 @@ class HyperZeroTrainer(Trainer):
         contexts = np.array([(c["margin"], c["length"]) for c in entries])
         rows = zs.zero_shot(models, contexts, np.array([c["expert_return"] for c in entries]), inp, cfg.env_name,
                             entries[0]["episodes"], meta["rollout_seed"], meta["episode_steps"], cfg.env_kwargs)
-        zs.write_results(rows, os.path.join(self.run_dir, "eval"), self.names)
-        zs.plot_results(rows, self.names, os.path.join(self.run_dir, "plots", "zero_shot.png"))
-        print("\nzero-shot return on held-out contexts (ratio to the expert):\n" + zs.format_table(rows, self.names),
-              flush=True)
+        groups = self._seed_groups()
+        zs.write_results(rows, os.path.join(self.run_dir, "eval"), self.label_names, groups)
+        zs.write_report(os.path.join(self.run_dir, "eval", "report.md"), rows, meta, split, groups, self.label_names)
+        zs.plot_results(rows, self.label_names, os.path.join(self.run_dir, "plots", "zero_shot.png"), groups)
+        print("\nzero-shot return on held-out contexts (ratio to the expert):\n"
+              + zs.format_table(rows, self.label_names), flush=True)
+        if groups:
+            print(zs.format_seed_table(zs.seed_summary(rows, groups)), flush=True)
         self.zero_shot_rows = rows
-        return {"zero_shot": zs.summary(rows, self.names)}
+        return {"zero_shot": zs.summary(rows, self.label_names, groups)}
+
+    def _seed_groups(self) -> dict | None:
+        """approximator -> {seed: label} when there are regressor seeds, else None."""
+        if not self.cfg.hyperzero_regressor_seeds:
+            return None
+        groups: dict = {}
+        for label, name, seed in self.labels:
+            groups.setdefault(name, {})[seed] = label
+        return groups
 
     # ------------------------------------------------------------------ evaluation hook
     def evaluate(self) -> dict:
         stage = self.stage_of(max(self.iter - 1, 0))[0]
         if self.zero_shot_rows is not None:
-            return zs.summary(self.zero_shot_rows, self.names)
+            return zs.summary(self.zero_shot_rows, self.label_names, self._seed_groups())
         if stage == "experts" and self.experts is not None:
             arrays = rollout(self.cfg.env_name, self.contexts, self.experts.policy(), 1, self.cfg.seed + 2,
                              self.cfg.hyperzero_episode_steps, env_kwargs=self.cfg.env_kwargs)
@@ -309,7 +332,7 @@ class HyperZeroTrainer(Trainer):
 
     # ------------------------------------------------------------------ checkpoints
     def trainer_state(self) -> dict:
-        state = {"data_gen": self.data_gen.get_state(), "zero_shot_rows": self.zero_shot_rows,
+        state = {"data_gens": {s: g.get_state() for s, g in self.data_gens.items()}, "zero_shot_rows": self.zero_shot_rows,
                  "stage_info": copy.deepcopy(self.stage_info), "expert_agent_state": self.expert_agent_state}
         if self.experts is not None and self.expert_agent_state is None:
             state["experts"] = self.experts.state_dict(include_buffer=self.cfg.hyperzero_checkpoint_buffers)
@@ -318,11 +341,12 @@ class HyperZeroTrainer(Trainer):
                             "models": {n: {"model": e["model"].state_dict(), "opt": e["opt"].state_dict(),
                                            "best": e["best"], "best_valid": e["best_valid"],
                                            "best_epoch": e["best_epoch"], "epochs": e["epochs"]}
-                                       for n, e in self.reg["models"].items()}}
+                                       for n, e in self.reg["models"].items()}}  # keyed by label
         return state
 
     def load_trainer_state(self, state: dict) -> None:
-        self.data_gen.set_state(state["data_gen"])
+        for s, g in self.data_gens.items():
+            g.set_state(state["data_gens"][s])
         self.zero_shot_rows = state["zero_shot_rows"]
         self.stage_info = state["stage_info"]
         self.expert_agent_state = state["expert_agent_state"]
