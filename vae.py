@@ -30,6 +30,8 @@ from models.decoder import RewardDecoder, StateDecoder, TaskDecoder
 from models.encoder import Posterior, build_encoder, sample_gaussian
 from utils.spec import RunSpec
 
+PLOT_CHUNK_ROWS = 1 << 16  # (posterior, step, trajectory) rows per block of the no-gradient per-posterior terms
+
 
 class TrajectoryBuffer:
     """FIFO of whole BAMDP trajectories plus the running (unfinished) one of every copy.
@@ -396,9 +398,12 @@ class VAE:
         return e_idx, e_ok, d_idx, d_ok
 
     def _elbo_terms(self, batch: SimpleNamespace, subsample: bool = True, avg_decodes: bool | None = None,
-                    use_mean: bool = False):
+                    use_mean: bool = False, reduced: bool = False):
         """Per-posterior terms: {name: [K, B]} reduced over decodes, their validity [K, B],
-        and the KL [L+1, B] with its validity."""
+        and the KL [L+1, B] with its validity. ``reduced``: the reward and state terms come
+        already reduced over posteriors and trajectories as ``_reduce_elbo`` would (scalars),
+        from the decoders' fused ``pairs_mse``, which never holds the [K, D, B, hidden]
+        activations (same mathematics, float additions in another order)."""
         cfg = self.cfg
         avg_decodes = cfg.vae_avg_reconstruction_terms if avg_decodes is None else avg_decodes
         L = batch.actions.shape[0]
@@ -415,18 +420,35 @@ class VAE:
         tgt = SimpleNamespace(prev_obs=take(batch.prev_obs), actions=take(batch.actions),
                               rewards=self._reward_target(take(batch.rewards), getattr(batch, "reward_scale", None)),
                               next_obs=take(batch.next_obs))
-        exp = lambda x: x[None].expand(K, *x.shape)  # noqa: E731
 
-        def over_decodes(err):
-            err = err * mask
-            return err.sum(1) / mask.sum(1).clamp_min(1) if avg_decodes else err.sum(1)
+        def per_posterior(error_fn):
+            """error_fn(lat [k, B, z], exp) -> errors [k, D, B], reduced over decodes -> [K, B].
+            Without gradients (plots) in blocks of posteriors: bounded memory, same numbers."""
+            kc = K if torch.is_grad_enabled() else max(1, PLOT_CHUNK_ROWS // max(D * B, 1))
+            out = []
+            for k in range(0, K, kc):
+                n, m = min(kc, K - k), mask[k:k + kc]
+                err = error_fn(lat[k:k + kc], lambda x, n=n: x[None].expand(n, *x.shape)) * m
+                out.append(err.sum(1) / m.sum(1).clamp_min(1) if avg_decodes else err.sum(1))
+            return out[0] if len(out) == 1 else torch.cat(out)
 
         terms = {}
+        fused_reward = reduced and self.reward_decoder is not None and not cfg.multihead_for_reward
+        if fused_reward or (reduced and self.state_decoder is not None):
+            weight = self._pair_weights(mask, e_ok, avg_decodes)  # each pair's weight in the reduced term
         if self.reward_decoder is not None:
-            terms["reward_reconstr_err"] = over_decodes(self._reward_error(lat, tgt, exp))
+            if fused_reward:
+                terms["reward_reconstr_err"] = self.reward_decoder.pairs_mse(
+                    lat, tgt.next_obs, tgt.prev_obs, tgt.actions, tgt.rewards, weight)
+            else:
+                terms["reward_reconstr_err"] = per_posterior(lambda lat, exp: self._reward_error(lat, tgt, exp))
         if self.state_decoder is not None:
-            pred = self.state_decoder.pairs(lat, tgt.prev_obs, tgt.actions)
-            terms["state_reconstr_err"] = over_decodes((pred - exp(tgt.next_obs)).pow(2).mean(-1))
+            if reduced:
+                terms["state_reconstr_err"] = self.state_decoder.pairs_mse(
+                    lat, tgt.prev_obs, tgt.actions, tgt.next_obs, weight)
+            else:
+                terms["state_reconstr_err"] = per_posterior(lambda lat, exp: (
+                    self.state_decoder.pairs(lat, tgt.prev_obs, tgt.actions) - exp(tgt.next_obs)).pow(2).mean(-1))
         if self.task_decoder is not None:
             target = getattr(batch, "task_target", None)
             if target is None:  # main-thread callers (plots); background updates get it precomputed
@@ -439,10 +461,10 @@ class VAE:
 
     def loss(self, batch: SimpleNamespace):
         cfg = self.cfg
-        terms, e_ok, kl, ok = self._elbo_terms(batch)
+        terms, e_ok, kl, ok = self._elbo_terms(batch, reduced=True)
         coeff = {"reward_reconstr_err": cfg.rew_loss_coeff, "state_reconstr_err": cfg.state_loss_coeff,
                  "task_reconstr_err": cfg.task_loss_coeff}
-        stats = {name: self._reduce_elbo(err, e_ok) for name, err in terms.items()}
+        stats = {name: err if err.dim() == 0 else self._reduce_elbo(err, e_ok) for name, err in terms.items()}
         total = sum(coeff[name] * val for name, val in stats.items())
         if kl is not None:
             stats["kl"] = self._reduce_elbo(kl, ok)
@@ -510,6 +532,16 @@ class VAE:
             err = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), ids.reshape(-1), reduction="none")
             return err.reshape(ids.shape)
         return (pred - tasks[..., :pred.shape[-1]]).pow(2).mean(-1)
+
+    def _pair_weights(self, mask, e_ok, avg_decodes: bool) -> torch.Tensor:
+        """[K, D, B] weights w with sum_{k,d,b} w * err = _reduce_elbo(over_decodes(err), e_ok)."""
+        w = e_ok.float()
+        if avg_decodes:
+            w = w / mask.sum(1).clamp_min(1)
+        if self.cfg.vae_avg_elbo_terms:
+            w = w / e_ok.sum(0).clamp_min(1)
+        w = w / e_ok.shape[1]
+        return mask * w[:, None]
 
     def _reduce_elbo(self, per_elbo, e_ok):
         per_elbo = per_elbo * e_ok

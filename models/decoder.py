@@ -5,6 +5,15 @@ K x D pairs without materialising the [K, D, B, z + inputs] input: the first lay
 linear in its concatenated input, so W [z; x] + b = (W_z z)[k] + (W_x x + b)[d] is
 computed as K + D small matmuls and one broadcast add (same numbers, a fraction of the
 FLOPs and memory).
+
+``pairs_mse`` goes further for training: it returns only the weighted sum of the squared
+errors over all pairs, sum_{k,d,b} w[k,d,b] mean_o (net(z_k, x_d)_o - y_d,o)^2, evaluated in
+chunks of posteriors small enough to stay in cache, and computes its gradients in the
+same pass (the loss is linear in w, so they need no upstream value until backward, where
+they are scaled by it). The [K, D, B, hidden] activations are never held in full: the
+ELBO of a 300-step trajectory would otherwise allocate, fill, and page-fault through
+hundreds of MB per update. Same mathematics as summing ``pairs``' errors; only the order of
+the float additions differs (values agree to float32 rounding, not bit for bit).
 """
 from __future__ import annotations
 
@@ -14,6 +23,12 @@ from torch import nn
 
 from models.common import FeatureExtractor, mlp
 
+# (posterior, step, trajectory) rows per chunk of pairs_mse: on a CPU a few thousand keep one
+# chunk's activations in cache; on an accelerator large chunks keep the kernel launches few
+PAIR_CHUNK_ROWS = {"cpu": 8192, "other": 1 << 20}
+_threshold_backward_ = torch.ops.aten.threshold_backward.grad_input
+_add_relu_ = torch.ops.aten._add_relu.out  # fused add + relu (CPU kernel)
+
 
 def _pairs(net: nn.Sequential, latent: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """net(cat(latent[k], inputs[d])) for all k, d: latent [K, B, z], inputs [D, B, e] ->
@@ -21,6 +36,123 @@ def _pairs(net: nn.Sequential, latent: torch.Tensor, inputs: torch.Tensor) -> to
     first, z = net[0], latent.shape[-1]
     h = F.linear(latent, first.weight[:, :z])[:, None] + F.linear(inputs, first.weight[:, z:], first.bias)[None]
     return net[2:](net[1](h))
+
+
+def _tail(net: nn.Sequential) -> list[nn.Linear]:
+    """The linear layers after the first one of an ``mlp`` of ReLUs ending in a linear layer."""
+    mods = list(net)
+    if not (len(mods) >= 3 and len(mods) % 2 == 1 and all(isinstance(m, nn.ReLU) for m in mods[1::2])
+            and all(isinstance(m, nn.Linear) and m.bias is not None for m in mods[0::2])):
+        raise ValueError("pairs_mse needs Linear, ReLU, (Linear, ReLU)*, Linear")
+    return mods[2::2]
+
+
+def _chunks(weight: torch.Tensor, rows: int):
+    """(k0, k1, d0, d1) blocks of at most ``rows`` rows (or one posterior) covering every pair of
+    nonzero weight; pairs outside them (padding, masked decodes) add nothing to the sum or the
+    gradients and are skipped."""
+    K, D, B = weight.shape
+    nz = weight.ne(0).any(2)                                       # [K, D]
+    live = nz.any(1)
+    first = nz.float().argmax(1)
+    last = D - nz.flip(1).float().argmax(1)
+    spans = torch.stack([live.long(), first, last], 1).tolist()    # one host transfer
+    kc = max(1, rows // max(D * B, 1))
+    for k0 in range(0, K, kc):
+        block = [sp for sp in spans[k0:k0 + kc] if sp[0]]
+        if not block:
+            continue
+        lo, hi = min(sp[1] for sp in block), max(sp[2] for sp in block)
+        n_chunks = -(-(hi - lo) * B * min(kc, K - k0) // rows)
+        step = -(-(hi - lo) // n_chunks)
+        for d0 in range(lo, hi, step):
+            yield k0, min(K, k0 + kc), d0, min(hi, d0 + step)
+
+
+def _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad: bool):
+    """The chunked forward (and, with ``need_grad``, backward) of ``pairs_mse``. a: [K, B, h]
+    (W_z z, no bias), c: [D, B, h] (W_x x + b), target [D, B, out], weight [K, D, B]; the net
+    after the first layer is relu, then (linear, relu)*, linear with ``weights``/``biases``.
+    Returns the sum and, with ``need_grad``, the gradients of a, c, weights and biases."""
+    K, B, h = a.shape
+    D, out = c.shape[0], target.shape[-1]
+    cpu = a.device.type == "cpu"
+    rows = max(PAIR_CHUNK_ROWS["cpu" if cpu else "other"], B)
+    DB = max(D * B, 1)
+    R = rows // DB * DB if rows >= DB else rows + B  # rows of the largest chunk
+    widths = [h] + [w.shape[0] for w in weights[:-1]]
+    acts_buf = [a.new_empty(R * w) for w in widths]                # post-relu input of each tail layer
+    grad_buf = [a.new_empty(R * w) for w in widths] if need_grad else []
+    y_buf = a.new_empty(R * out)
+    w_t = [w.t() for w in weights]
+    total = a.new_zeros(())
+    if need_grad:
+        g_a, g_c = a.new_zeros(a.shape), c.new_zeros(c.shape)
+        g_w, g_b = [w.new_zeros(w.shape) for w in weights], [b.new_zeros(b.shape) for b in biases]
+    for k0, k1, d0, d1 in _chunks(weight, rows):
+        kn, dn = k1 - k0, d1 - d0
+        n = kn * dn * B
+        acts = [buf[:n * w].view(n, w) for buf, w in zip(acts_buf, widths)]
+        first = acts[0].view(kn, dn, B, h)
+        if cpu:  # relu(a + c) in one pass
+            _add_relu_(a[k0:k1, None], c[None, d0:d1], out=first)
+        else:
+            torch.add(a[k0:k1, None], c[None, d0:d1], out=first).clamp_min_(0)
+        for i in range(len(weights) - 1):
+            torch.addmm(biases[i], acts[i], w_t[i], out=acts[i + 1]).clamp_min_(0)
+        y = torch.addmm(biases[-1], acts[-1], w_t[-1], out=y_buf[:n * out].view(n, out))
+        diff = y.view(kn, dn, B, out).sub_(target[d0:d1])
+        wd = diff * weight[k0:k1, d0:d1, :, None]
+        total += torch.dot(wd.view(-1), diff.view(-1))
+        if not need_grad:
+            continue
+        g = wd.mul_(2.0 / out).view(n, out)                        # d(sum) / d(prediction)
+        for i in range(len(weights) - 1, -1, -1):                  # acts[i] = relu(input of tail layer i)
+            g_w[i].addmm_(g.t(), acts[i])
+            g_b[i] += g.sum(0)
+            g_in = grad_buf[i][:n * widths[i]].view(n, widths[i])
+            _threshold_backward_(torch.mm(g, weights[i], out=g_in), acts[i], 0, grad_input=g_in)
+            g = g_in
+        g = g.view(kn, dn, B, h)
+        g_a[k0:k1] += g.sum(1)
+        g_c[d0:d1] += g.sum(0) if kn > 1 else g[0]
+    total = total / out
+    if not need_grad:
+        return total, None
+    return total, (g_a, g_c, g_w, g_b)
+
+
+class _PairsMSE(torch.autograd.Function):
+    """sum of weighted pair errors; gradients computed in forward, scaled in backward."""
+
+    @staticmethod
+    def forward(ctx, a, c, target, weight, n_layers, *params):
+        weights, biases = list(params[:n_layers]), list(params[n_layers:])
+        total, grads = _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad=True)
+        g_a, g_c, g_w, g_b = grads
+        ctx.save_for_backward(g_a, g_c, *g_w, *g_b)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        g_a, g_c, *g_params = ctx.saved_tensors
+        return (g_a * grad, g_c * grad, None, None, None, *(g * grad for g in g_params))
+
+
+def pairs_mse(net: nn.Sequential, latent: torch.Tensor, inputs: torch.Tensor, target: torch.Tensor,
+              weight: torch.Tensor) -> torch.Tensor:
+    """sum_{k,d,b} weight[k,d,b] * mean_o (net(cat(latent[k,b], inputs[d,b]))_o - target[d,b,o])^2
+    (a scalar) for latent [K, B, z], inputs [D, B, e], target [D, B, out], weight [K, D, B],
+    without materialising the [K, D, B, hidden] activations (see the module docstring)."""
+    first, z = net[0], latent.shape[-1]
+    tail = _tail(net)
+    a = F.linear(latent, first.weight[:, :z])
+    c = F.linear(inputs, first.weight[:, z:], first.bias)
+    weights, biases = [m.weight for m in tail], [m.bias for m in tail]
+    target, weight = target.detach().to(a.dtype), weight.detach().to(a.dtype)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (a, c, *weights, *biases)):
+        return _PairsMSE.apply(a, c, target, weight, len(weights), *weights, *biases)
+    return _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad=False)[0]
 
 
 class RewardDecoder(nn.Module):
@@ -58,6 +190,10 @@ class RewardDecoder(nn.Module):
         """All (posterior, step) pairs: latent [K, B, z], transitions [D, B, .] -> [K, D, B, 1]."""
         return _pairs(self.net, latent, self._inputs(next_state, prev_state, action))
 
+    def pairs_mse(self, latent, next_state, prev_state, action, target, weight) -> torch.Tensor:
+        """sum_{k,d,b} weight[k,d,b] (pairs(...)[k,d,b] - target[d,b])^2 (target [D, B, 1]), see ``pairs_mse``."""
+        return pairs_mse(self.net, latent, self._inputs(next_state, prev_state, action), target, weight)
+
 
 class StateDecoder(nn.Module):
     """s' = f(m, s, a), trained with MSE."""
@@ -74,7 +210,14 @@ class StateDecoder(nn.Module):
 
     def pairs(self, latent, prev_state, action) -> torch.Tensor:
         """All (posterior, step) pairs: latent [K, B, z], transitions [D, B, .] -> [K, D, B, obs]."""
-        return _pairs(self.net, latent, torch.cat([self.state_encoder(prev_state), self.action_encoder(action)], -1))
+        return _pairs(self.net, latent, self._inputs(prev_state, action))
+
+    def pairs_mse(self, latent, prev_state, action, target, weight) -> torch.Tensor:
+        """sum_{k,d,b} weight[k,d,b] mean_o (pairs(...)[k,d,b,o] - target[d,b,o])^2, see ``pairs_mse``."""
+        return pairs_mse(self.net, latent, self._inputs(prev_state, action), target, weight)
+
+    def _inputs(self, prev_state, action) -> torch.Tensor:
+        return torch.cat([self.state_encoder(prev_state), self.action_encoder(action)], -1)
 
 
 class TaskDecoder(nn.Module):
