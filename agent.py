@@ -154,6 +154,11 @@ class Agent:
     def act(self, inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
         return self.policy.act(inputs, deterministic=deterministic)
 
+    def acting(self):
+        """``act`` as one function for the steps of one rollout (``Policy.acting``: bit for bit
+        equal, parameters read once); take a new one after the policy or its normalisers change."""
+        return self.policy.acting()
+
     def initial_belief(self, num_envs: int) -> Posterior | None:
         return None if self.vae is None else self.encoder.prior(num_envs)
 
@@ -206,17 +211,21 @@ class BeliefUpdater:
         return Posterior(torch.where(new_task, prior.mean, post.mean), torch.where(new_task, prior.logvar, post.logvar),
                          torch.where(new_task, self.h0, post.hidden)), post
 
-    def step_flat(self, hidden, enc_action, next_obs, reward, prev_obs, done):
+    def step_flat(self, hidden, enc_action, next_obs, reward, prev_obs, done, any_done: bool | None = None):
         """The same step on flat beliefs: returns (belief for the next step as
         ``cat([mean, logvar], -1)``, its hidden state, posterior b_{t+1} before the reset as
         ``cat([mean, logvar], -1)``, its hidden state). The GRU encoder's step is run as its
         plain ops (no module calls, one ``where`` for mean and logvar); other encoders go
-        through ``__call__``. Bit-identical to ``__call__``."""
+        through ``__call__``. Bit-identical to ``__call__``. ``any_done``: ``bool(done.any())`` if
+        the caller knows it; False skips the resets (``where`` with no True selects ``out``, ``h``
+        themselves, so these are returned as they are)."""
         if self.fused is None:
             belief, post = self(Posterior(None, None, hidden), enc_action, next_obs, reward, prev_obs, done)
             return (torch.cat([belief.mean, belief.logvar], -1), belief.hidden,
                     torch.cat([post.mean, post.logvar], -1), post.hidden)
         out, h = self.fused(enc_action, next_obs, reward, hidden)
+        if any_done is False:
+            return out, h, out, h
         new_task = done[:, None]
         return torch.where(new_task, self.prior_flat, out), torch.where(new_task, self.h0, h), out, h
 
@@ -231,6 +240,12 @@ class _FusedGRUStep:
         self.latent_dim = encoder.latent_dim
         self.embedders = [(i, enc) for i, enc in enumerate((encoder.action_encoder, encoder.state_encoder,
                                                             encoder.reward_encoder)) if enc.out_dim > 0]
+        # the parameter tensors, read once (an updater lives for one rollout; optimiser steps and
+        # load_state_dict change them in place, so these references always see current values)
+        self._embeds = [(i, enc.fc.weight, enc.fc.bias, enc.act) for i, enc in self.embedders]
+        g, fc = encoder.gru, encoder.fc_out
+        self._gru = (g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
+        self._head = (fc.weight, fc.bias)
 
     @classmethod
     def of(cls, encoder) -> "_FusedGRUStep | None":
@@ -241,13 +256,11 @@ class _FusedGRUStep:
         return cls(encoder)
 
     def __call__(self, action, state, reward, hidden):
-        F = torch.nn.functional
+        linear = torch.nn.functional.linear
         xs = (action, state, reward[:, None])
-        # parameters are read on every call: the acting encoder's weights change between rollouts
-        x = torch.cat([enc.act(F.linear(xs[i], enc.fc.weight, enc.fc.bias)) for i, enc in self.embedders], -1)
-        g, fc = self.encoder.gru, self.encoder.fc_out
-        h = torch.gru_cell(x, hidden, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
-        return F.linear(h, fc.weight, fc.bias), h
+        x = torch.cat([act(linear(xs[i], w, b)) for i, w, b, act in self._embeds], -1)
+        h = torch.gru_cell(x, hidden, *self._gru)
+        return linear(h, *self._head), h
 
 
 @dataclass

@@ -95,20 +95,24 @@ class MetaLearner(Trainer):
         want = [k for k in ("next_belief", "task") if k in s.extras]  # what components asked for
         want_post = "posterior" in s.extras
         buffer = vae.buffer if vae is not None else None
+        act_fn = agent.acting()  # Policy.act as one function for this rollout (bit for bit equal)
         for _ in range(cfg.policy_num_steps):
-            act = agent.act(inputs)
+            act = act_fn(inputs)
             obs, reward, done, info = env.step(act.env_action)
             next_obs = info["next_obs"]
             enc_action = agent.encoder_action(act.action)
             extras = {k: info[k] for k in want}
             if vae is not None:
                 # belief and posterior b_{t+1} (before a task reset) as cat([mean, logvar], -1)
-                flat, hidden, post, _ = encode.step_flat(hidden, enc_action, next_obs, reward, self.obs, done)
+                any_done = getattr(env, "any_done", None)  # bool(done.any()) as the BAMDP wrapper knows it
+                if any_done is None:
+                    any_done = bool(done.any())
+                flat, hidden, post, _ = encode.step_flat(hidden, enc_action, next_obs, reward, self.obs, done, any_done)
                 if want_post:
                     extras["posterior"] = post
                 latent = agent.latent_flat(flat)
-                # CPU: bool() is free; on GPU one sync per step (the env already syncs)
-                buffer.insert(self.obs, enc_action, reward, next_obs, info["task"], done, bool(done.any()))
+                # one host sync per step, the env's (on GPU too)
+                buffer.insert(self.obs, enc_action, reward, next_obs, info["task"], done, any_done)
             self.obs = obs
             inputs = agent.inputs(env, obs, latent)  # what the policy sees next; also stored
             s.insert(inputs=inputs, hidden=hidden, next_obs=next_obs, action=act.action, reward_raw=reward,

@@ -82,17 +82,35 @@ class PolicyUpdater:
         n_updates = 0
         by_env = self.minibatch_by_env and recompute_latent is not None
         steps = torch.arange(T, device=returns.device)[:, None] * N
+        # minibatches evaluated on rows of inputs prepared once (normalised; bit for bit the same
+        # values and gradients), unless the inputs change per minibatch or a loss needs them raw
+        fast = None
+        if recompute_latent is None and minibatch_loss is None and hasattr(self.policy, "evaluator"):
+            fast = self.policy.evaluator()
+        rows_of = fast[0](inputs) if fast is not None else inputs
         for _ in range(self.epochs):
             perm = torch.randperm(N if by_env else T * N, device=returns.device)
-            for chunk in perm.chunk(self.minibatches):
+            chunks = perm.chunk(self.minibatches)
+            if fast is not None:
+                # one gather per epoch; the minibatches are then contiguous slices of it, the same
+                # rows (and, for the per-sample scalars, the same contiguous 1-D tensors) as before
+                split = lambda x, dim=0, perm=perm: x.index_select(dim, perm).chunk(self.minibatches, dim)  # noqa: E731
+                epoch_rows = {k: split(v) for k, v in rows_of.items()}
+                epoch_per_sample, epoch_actions = split(per_sample, 1), split(actions)
+            for i, chunk in enumerate(chunks):
                 idx = (steps + chunk[None]).reshape(-1) if by_env else chunk  # flat (t, copy) indices
-                mb = {k: v.index_select(0, idx) for k, v in inputs.items()}
-                if by_env:
-                    mb["latent"] = recompute_latent(chunk).reshape(T * len(chunk), -1)
-                elif recompute_latent is not None:
-                    mb["latent"] = flat(recompute_latent(None))[idx]
-                mb_old_logp, mb_adv, mb_old_values, mb_returns = per_sample.index_select(1, idx)
-                value, logp, entropy = self.policy.evaluate(mb, actions.index_select(0, idx))
+                if fast is not None:
+                    mb = {k: v[i] for k, v in epoch_rows.items()}
+                    mb_old_logp, mb_adv, mb_old_values, mb_returns = epoch_per_sample[i]
+                    value, logp, entropy = fast[1](mb, epoch_actions[i])
+                else:
+                    mb = {k: v.index_select(0, idx) for k, v in rows_of.items()}
+                    if by_env:
+                        mb["latent"] = recompute_latent(chunk).reshape(T * len(chunk), -1)
+                    elif recompute_latent is not None:
+                        mb["latent"] = flat(recompute_latent(None))[idx]
+                    mb_old_logp, mb_adv, mb_old_values, mb_returns = per_sample.index_select(1, idx)
+                    value, logp, entropy = self.policy.evaluate(mb, actions.index_select(0, idx))
                 ratio = torch.exp(logp - mb_old_logp)
                 if self.algo == "ppo":
                     surr = torch.min(ratio * mb_adv, ratio.clamp(1 - self.clip, 1 + self.clip) * mb_adv)

@@ -165,6 +165,135 @@ class Policy(nn.Module):
         env_action = torch.tanh(action) if self.tanh_squash else action
         return ActResult(action, env_action)
 
+    def acting(self) -> Callable[..., ActResult]:
+        """``act`` as one function for the per-env-step path of ONE rollout: same ops on the
+        same values in the same order and the same RNG draws, so bit for bit equal, with the
+        parameters and normaliser statistics read once, no module calls or dicts per step, the
+        normalised parts that are not embedded normalised as one concatenated tensor (the
+        elementwise ops see the same numbers) and the action std computed once.
+
+        The returned function holds the normaliser statistics and the std as they are now: take
+        a new one after any update (the trainer takes one per rollout). Policies it does not
+        mirror (hypernetwork bodies, task-inference warm-up) get ``act`` itself."""
+        body = self.body
+        if type(body) is not MLPActorCritic or self.cond_part is not None or self.use_task:
+            return self.act
+        # parts in the order the base input concatenates them: (name, mean, inv_std, embed weight, bias, act)
+        plan = []
+        for p in self.parts_in:
+            rms = self.normalisers[p] if p in self.normalisers else None
+            emb = self.embedders[p] if p in self.embedders else None
+            if emb is not None and emb.fc is None:
+                return self.act  # zero-size embedding: not mirrored
+            plan.append((p, rms, emb))
+        # without embedders, the normalised parts are normalised after one cat (same elementwise ops)
+        if all(emb is None for _, _, emb in plan) and all(rms is not None for _, rms, _ in plan):
+            names = [p for p, _, _ in plan]
+            if len(plan) == 1:
+                mean, inv_std = plan[0][1].mean, plan[0][1].inv_std
+            else:
+                mean = torch.cat([rms.mean for _, rms, _ in plan]).detach()
+                inv_std = torch.cat([rms.inv_std for _, rms, _ in plan]).detach()
+
+            def features(inputs):
+                x = inputs[names[0]] if len(names) == 1 else torch.cat([inputs[p] for p in names], -1)
+                return (x - mean) * inv_std
+        else:
+            steps = [(p, None if rms is None else (rms.mean, rms.inv_std),
+                      None if emb is None else (emb.fc.weight, emb.fc.bias, emb.act)) for p, rms, emb in plan]
+
+            def features(inputs):
+                feats = []
+                for p, norm, emb in steps:
+                    x = inputs[p]
+                    if norm is not None:
+                        x = (x - norm[0]) * norm[1]
+                    if emb is not None:
+                        x = emb[2](F.linear(x, emb[0], emb[1]))
+                    feats.append(x)
+                return feats[0] if len(feats) == 1 else torch.cat(feats, -1)
+
+        layers = [(la.weight, la.bias) for la in body.actor]
+        head_w, head_b, act_fn = body.actor_head.weight, body.actor_head.bias, body.act
+        linear = F.linear
+
+        def actor(inputs):
+            a = features(inputs)
+            for w, b in layers:
+                a = act_fn(linear(a, w, b))
+            return linear(a, head_w, head_b)
+
+        if self.discrete:
+            def act(inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
+                actor_out = actor(inputs)
+                if deterministic:
+                    action = actor_out.argmax(-1)
+                else:
+                    u = torch.rand(actor_out.shape[0], 1, device=actor_out.device)
+                    cdf = F.softmax(actor_out, -1).cumsum(-1)
+                    action = (cdf < u).sum(-1).clamp_max(actor_out.shape[-1] - 1)
+                return ActResult(action, action)
+            return act
+
+        std = self.logstd.detach().clamp_min(math.log(1e-6)).exp()
+        tanh_mean, tanh_squash = self.tanh_mean, self.tanh_squash
+
+        def act(inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
+            mean = actor(inputs)
+            if tanh_mean:
+                mean = torch.tanh(mean)
+            action = mean if deterministic else mean + torch.randn_like(mean) * std
+            return ActResult(action, torch.tanh(action) if tanh_squash else action)
+        return act
+
+    def evaluator(self):
+        """(prepare, evaluate) for the minibatches of one policy update, or None where not
+        mirrored (as ``acting``). ``prepare(inputs)`` runs once per update on all rows: the
+        normalised parts (the normalisers do not change during an update; normalising is
+        elementwise, so rows normalised together or apart are the same numbers), concatenated
+        into one base input where no part is embedded. ``evaluate(rows, actions)``, on rows of
+        the prepared tensors, returns what ``self.evaluate`` returns on the same rows of the
+        inputs, bit for bit, with the same autograd graph (same ops in the same order on the
+        same parameters: equal gradients), without module calls."""
+        body = self.body
+        if type(body) is not MLPActorCritic or self.cond_part is not None or self.use_task:
+            return None
+        plan = []
+        for p in self.parts_in:
+            emb = self.embedders[p] if p in self.embedders else None
+            if emb is not None and emb.fc is None:
+                return None
+            plan.append((p, self.normalisers[p] if p in self.normalisers else None, emb))
+        if all(emb is None for _, _, emb in plan):
+            def prepare(inputs):
+                parts = [inputs[p] if rms is None else rms.normalise(inputs[p]) for p, rms, _ in plan]
+                return {"base": parts[0] if len(parts) == 1 else torch.cat(parts, -1)}
+
+            def features(rows):
+                return rows["base"]
+        else:
+            steps = [(p, None if emb is None else (emb.fc.weight, emb.fc.bias, emb.act)) for p, _, emb in plan]
+
+            def prepare(inputs):
+                return {p: inputs[p] if rms is None else rms.normalise(inputs[p]) for p, rms, _ in plan}
+
+            def features(rows):
+                feats = [rows[p] if emb is None else emb[2](F.linear(rows[p], emb[0], emb[1])) for p, emb in steps]
+                return feats[0] if len(feats) == 1 else torch.cat(feats, -1)
+
+        layers = [((la.weight, la.bias), (lc.weight, lc.bias)) for la, lc in zip(body.actor, body.critic)]
+        heads = (body.actor_head.weight, body.actor_head.bias, body.value_head.weight, body.value_head.bias)
+        act_fn, linear = body.act, F.linear
+
+        def evaluate(rows: dict[str, torch.Tensor], actions: torch.Tensor):
+            a = c = features(rows)
+            for (wa, ba), (wc, bc) in layers:
+                a = act_fn(linear(a, wa, ba))
+                c = act_fn(linear(c, wc, bc))
+            actor_out, value = linear(a, heads[0], heads[1]), linear(c, heads[2], heads[3])
+            return value.squeeze(-1), self.log_prob(actor_out, actions), self._entropy(actor_out)
+        return prepare, evaluate
+
     def evaluate(self, inputs: dict[str, torch.Tensor], actions: torch.Tensor):
         """(value [B], log_prob [B], entropy [B]) of stored raw actions, with gradients."""
         actor_out, value = self(inputs)

@@ -58,7 +58,8 @@ class TreasureHunt(MetaEnv):
         self.goal[mask] = tasks.float()
 
     def _reset_state(self, mask):
-        self.pos[mask] = self.start
+        # a new tensor, never an in-place write: step hands ``self.pos`` out as info["pos"] uncopied
+        self.pos = torch.where(mask[:, None], self.start, self.pos)
 
     def _obs(self, d_top: torch.Tensor | None = None):
         """d_top: ||pos|| if the caller has it already (step computes it for the reward)."""
@@ -72,7 +73,10 @@ class TreasureHunt(MetaEnv):
         d_goal = torch.linalg.vector_norm(self.pos - self.goal, dim=1)
         on_mountain = d_top <= self.mountain_radius
         at_treasure = (d_goal <= self.treasure_radius) & ~on_mountain
-        mountain = self.mountain_height * (d_top - self.mountain_radius) + self.timestep_penalty
+        slope = d_top - self.mountain_radius
+        if self.mountain_height != 1.0:  # x * 1.0 == x exactly: the multiply is skipped at the default
+            slope = self.mountain_height * slope
+        mountain = slope + self.timestep_penalty
         elsewhere = self.timestep_penalty * d_top.clamp_min(1.0)
         reward = torch.where(on_mountain, mountain, torch.where(at_treasure, self.treasure_reward, elsewhere))
         return reward, at_treasure, d_top
@@ -82,7 +86,7 @@ class TreasureHunt(MetaEnv):
         self.pos = (self.pos + 0.1 * actions).clamp(-self.bound, self.bound)
         reward, at_treasure, d_top = self._reward()
         truncated = self._advance_time()
-        info = {"pos": self.pos.clone(), "success": at_treasure.float()}
+        info = {"pos": self.pos, "success": at_treasure.float()}  # self.pos is replaced, never written in place
         return self._obs(d_top), reward, torch.zeros_like(truncated), truncated, info
 
     def get_task(self):
