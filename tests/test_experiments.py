@@ -314,8 +314,8 @@ def test_killed_set_resumes_from_checkpoints(killed_and_resumed):
             assert len(info["starts"]) == 1  # finished before the kill: not run again
         for start in info["starts"][1:]:
             if start["resumed"]:  # continued from a checkpoint taken at one of its evaluations
-                continued += 1
-                assert start["frames"] in (256, 512), info["starts"]
+                continued += 1  # (768: its final checkpoint, written before the kill marked it done)
+                assert start["frames"] in (256, 512, BUDGET), info["starts"]
     assert continued >= 2, "the retried trial and the interrupted ones continue from their checkpoints"
     print(f"first driver ran {r['seconds'][0]:.1f} s until killed; --resume took {r['seconds'][1]:.1f} s")
     # the killed driver's Ray processes were ended by --resume; the resumed run left none behind
