@@ -403,3 +403,20 @@ def test_small_preset_budget_and_seed_defaults_unchanged():
     # the seed's settings stay in the full preset
     assert (full.num_frames, full.td3_hidden, full.td3_lr, full.hyperzero_epochs, full.hyperzero_regressor_seeds,
             full.hyperzero_approximators) == (1_100_000, 256, 1e-4, 500, None, "all")
+
+
+def test_progress_line_names_the_stage(tmp_path):
+    """The frames stop at the experts' budget; the progress line says which stage runs and how
+    far it is, so the regressor and evaluate stages show progress too."""
+    from trainers import build_trainer
+
+    cfg = _cfg(tmp_path)
+    trainer = build_trainer(cfg, str(tmp_path / "run"))
+    seen = []
+    for _ in range(trainer.num_iterations):
+        trainer.train_iteration()
+        trainer.iter += 1
+        seen.append(trainer.progress_info().split("  ")[0])
+    plan = dict(trainer.plan)
+    want = [f"{stage} {i}/{n}" for stage, n in trainer.plan for i in range(1, n + 1)]
+    assert seen == want and plan["regressor"] > 1, seen

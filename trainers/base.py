@@ -97,6 +97,11 @@ class Trainer:
     def visualise(self) -> None:
         """Behaviour plots into <run_dir>/plots (every ``vis_interval`` iterations)."""
 
+    def progress_info(self) -> str:
+        """What the progress line shows after the frames: the last evaluation's returns."""
+        ret = self.last_eval.get("returns")
+        return "" if ret is None else "return/ep " + " ".join(f"{r:.2f}" for r in ret)
+
     # ------------------------------------------------------------- the loop
     def train(self, callbacks: Iterable[Callback] = ()) -> dict:
         """Run until num_iterations (or a stop request); returns the last evaluation."""
@@ -133,8 +138,7 @@ class Trainer:
             self.visualise()
         if it % cfg.save_interval == 0:
             self.save()
-        ret = self.last_eval.get("returns")
-        self.progress.update(self.frames, "" if ret is None else "return/ep " + " ".join(f"{r:.2f}" for r in ret))
+        self.progress.update(self.frames, self.progress_info())
 
     def _evaluate_and_report(self, vis: bool = True) -> None:
         res = self.evaluate()

@@ -115,6 +115,12 @@ class HyperZeroTrainer(Trainer):
             index -= n
         return self.plan[-1][0], self.plan[-1][1] - 1
 
+    def progress_info(self) -> str:
+        """The stage and the iteration within it (the frames stop at the experts' budget, while the
+        regressor and evaluate stages can run for long), then the last evaluation's returns."""
+        stage, i = self.stage_of(max(self.iter - 1, 0))
+        return f"{stage} {i + 1}/{dict(self.plan)[stage]}  {super().progress_info()}".rstrip()
+
     # ------------------------------------------------------------------ iterations
     def train_iteration(self) -> dict:
         stage, i = self.stage_of(self.iter)
