@@ -26,25 +26,8 @@ def compute_gae(rewards, values, dones, truncs, gamma: float, lam: float, use_ga
     """
     if rewards.device.type == "cpu":
         return torch.from_numpy(_gae_numpy(rewards, values, dones, truncs, gamma, lam, use_gae, proper_time_limits))
-    T = rewards.shape[0]
-    returns = torch.empty_like(rewards)
-    not_done = (~dones).float()
-    if use_gae:
-        gae = torch.zeros_like(rewards[0])
-        for t in reversed(range(T)):
-            delta = rewards[t] + gamma * values[t + 1] * not_done[t] - values[t]
-            gae = delta + gamma * lam * not_done[t] * gae
-            if proper_time_limits:
-                gae = gae * (~truncs[t]).float()
-            returns[t] = gae + values[t]
-    else:
-        ret = values[T]
-        for t in reversed(range(T)):
-            ret = rewards[t] + gamma * ret * not_done[t]
-            if proper_time_limits:
-                ret = torch.where(truncs[t], values[t], ret)
-            returns[t] = ret
-    return returns
+    return _returns(rewards, values, (~dones).float(), truncs, (~truncs).float(), gamma, gamma * lam, use_gae,
+                    proper_time_limits, torch)
 
 
 def _gae_numpy(rewards, values, dones, truncs, gamma, lam, use_gae, proper_time_limits):
@@ -52,13 +35,17 @@ def _gae_numpy(rewards, values, dones, truncs, gamma, lam, use_gae, proper_time_
     arrays (a rollout's T x ~6 tiny tensor ops cost more in dispatch than in arithmetic)."""
     f32 = np.float32
     r, v = rewards.detach().numpy().astype(f32, copy=False), values.detach().numpy().astype(f32, copy=False)
-    not_done = (~dones).numpy().astype(f32)
-    not_trunc = (~truncs).numpy().astype(f32)
+    return _returns(r, v, (~dones).numpy().astype(f32), truncs.numpy(), (~truncs).numpy().astype(f32), f32(gamma),
+                    f32(gamma * lam), use_gae, proper_time_limits, np)
+
+
+def _returns(r, v, not_done, trunc, not_trunc, g, gl, use_gae: bool, proper_time_limits: bool, xp):
+    """The backward recursion of ``compute_gae`` on torch tensors or numpy arrays (``xp``: the
+    module); ``g`` = gamma, ``gl`` = gamma * lam."""
     T = r.shape[0]
-    returns = np.empty_like(r)
-    g, gl = f32(gamma), f32(gamma * lam)
+    returns = xp.empty_like(r)
     if use_gae:
-        gae = np.zeros_like(r[0])
+        gae = xp.zeros_like(r[0])
         for t in reversed(range(T)):
             delta = r[t] + g * v[t + 1] * not_done[t] - v[t]
             gae = delta + gl * not_done[t] * gae
@@ -70,7 +57,7 @@ def _gae_numpy(rewards, values, dones, truncs, gamma, lam, use_gae, proper_time_
         for t in reversed(range(T)):
             ret = r[t] + g * ret * not_done[t]
             if proper_time_limits:
-                ret = np.where(truncs[t].numpy(), v[t], ret)
+                ret = xp.where(trunc[t], v[t], ret)
             returns[t] = ret
     return returns
 

@@ -17,7 +17,7 @@ import torch
 import agent as agent_mod
 from agent import Agent, BeliefUpdater, _FusedGRUStep
 from algorithms.ppo import PolicyUpdater
-from algorithms.storage import RolloutStorage, _gae_numpy, compute_gae
+from algorithms.storage import RolloutStorage, _gae_numpy, _returns, compute_gae
 from environments.navigation.rooms import _REWARDS, RoomNavi
 from environments.navigation.treasure_hunt import TreasureHunt
 from models.encoder import RNNEncoder
@@ -222,6 +222,9 @@ def test_gae_numpy_is_bit_identical(use_gae, ptl):
         want = _plain_gae(r, v, d, tr, 0.97, 0.9, use_gae, ptl)
         assert torch.equal(compute_gae(r, v, d, tr, 0.97, 0.9, use_gae, ptl), want)
         assert torch.equal(torch.from_numpy(_gae_numpy(r, v, d, tr, 0.97, 0.9, use_gae, ptl)), want)
+        # the tensor path (GPU) of the same recursion, here on CPU tensors
+        torch_path = _returns(r, v, (~d).float(), tr, (~tr).float(), 0.97, 0.97 * 0.9, use_gae, ptl, torch)
+        assert torch.equal(torch_path, want)
 
 
 # ---------------------------------------------------------------- environments
