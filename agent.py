@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from models import members
 from models.encoder import Posterior
 from models.hypernet import HyperActorCritic
 from models.policy import ActResult, Policy
@@ -198,6 +199,20 @@ class BeliefUpdater:
         # (mean, logvar) of the prior as one row: the heads' output itself, bit for bit
         self.prior_flat = torch.cat([self.prior.mean, self.prior.logvar], -1)
 
+    @classmethod
+    def of_members(cls, encoders: list, num_envs: int, device) -> "BeliefUpdater":
+        """The step of the S member encoders of a ``--num_seeds`` run as one computation:
+        ``step_flat`` on beliefs [S, N, .], each member bit for bit its own updater's step.
+        Only for the GRU encoder's fused step."""
+        fused = _FusedGRUStep.of(*encoders)
+        if fused is None:
+            raise ValueError("--num_seeds > 1 needs the GRU belief encoder without layers before/after the GRU")
+        self = cls.__new__(cls)
+        self.encoder, self.prior, self.fused = None, None, fused
+        self.h0 = torch.zeros(len(encoders), num_envs, encoders[0].hidden_size, device=device)
+        self.prior_flat = members.stack([torch.cat([p.mean, p.logvar], -1) for p in (e.prior(1) for e in encoders)])
+        return self
+
     def __call__(self, belief: Posterior, enc_action, next_obs, reward, prev_obs, done) -> tuple[Posterior, Posterior]:
         """Encode transition (prev_obs, enc_action, reward, next_obs) of every copy; copies
         whose BAMDP ended (``done``) restart from the prior: their next observation belongs to
@@ -226,40 +241,45 @@ class BeliefUpdater:
         out, h = self.fused(enc_action, next_obs, reward, hidden)
         if any_done is False:
             return out, h, out, h
-        new_task = done[:, None]
+        new_task = done[..., None]
         return torch.where(new_task, self.prior_flat, out), torch.where(new_task, self.h0, h), out, h
 
 
 class _FusedGRUStep:
     """``RNNEncoder.step`` (embeddings -> GRU cell -> (mean, logvar) head) as its plain
-    functional ops, for the per-env-step path. Only for the encoder layout it mirrors (no
-    layers before/after the GRU); ``of`` returns None otherwise."""
+    functional ops, for the per-env-step path; of one encoder, or of the S member encoders of a
+    ``--num_seeds`` run at once (parameters stacked: inputs [S, N, .], each member bit for bit
+    its own step). Only for the encoder layout it mirrors (no layers before/after the GRU);
+    ``of`` returns None otherwise."""
 
-    def __init__(self, encoder):
-        self.encoder = encoder
-        self.latent_dim = encoder.latent_dim
-        self.embedders = [(i, enc) for i, enc in enumerate((encoder.action_encoder, encoder.state_encoder,
-                                                            encoder.reward_encoder)) if enc.out_dim > 0]
+    def __init__(self, encoders: list):
+        first, ops = encoders[0], members.ops_for(len(encoders))
+        self.latent_dim = first.latent_dim
+        parts = lambda e: (e.action_encoder, e.state_encoder, e.reward_encoder)  # noqa: E731
         # the parameter tensors, read once (an updater lives for one rollout; optimiser steps and
-        # load_state_dict change them in place, so these references always see current values)
-        self._embeds = [(i, enc.fc.weight, enc.fc.bias, enc.act) for i, enc in self.embedders]
-        g, fc = encoder.gru, encoder.fc_out
-        self._gru = (g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0)
-        self._head = (fc.weight, fc.bias)
+        # load_state_dict change them in place, so with one encoder these references always see
+        # current values; stacked members are copies, taken afresh per rollout)
+        self._embeds = [(i, ops.pick([parts(e)[i].fc.weight for e in encoders]),
+                         ops.pick([parts(e)[i].fc.bias for e in encoders]), enc.act)
+                        for i, enc in enumerate(parts(first)) if enc.out_dim > 0]
+        self._gru = tuple(ops.pick([getattr(e.gru, name) for e in encoders])
+                          for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+        self._head = (ops.pick([e.fc_out.weight for e in encoders]), ops.pick([e.fc_out.bias for e in encoders]))
+        self._linear, self._cell = ops.linear, ops.gru_cell
 
     @classmethod
-    def of(cls, encoder) -> "_FusedGRUStep | None":
+    def of(cls, *encoders) -> "_FusedGRUStep | None":
         from models.encoder import RNNEncoder
 
-        if type(encoder) is not RNNEncoder or len(encoder.before) or len(encoder.after):
+        if any(type(e) is not RNNEncoder or len(e.before) or len(e.after) for e in encoders):
             return None
-        return cls(encoder)
+        return cls(list(encoders))
 
     def __call__(self, action, state, reward, hidden):
-        linear = torch.nn.functional.linear
-        xs = (action, state, reward[:, None])
+        linear = self._linear
+        xs = (action, state, reward[..., None])
         x = torch.cat([act(linear(xs[i], w, b)) for i, w, b, act in self._embeds], -1)
-        h = torch.gru_cell(x, hidden, *self._gru)
+        h = self._cell(x, hidden, *self._gru)
         return linear(h, *self._head), h
 
 

@@ -16,10 +16,12 @@ Run dir, reporting, evaluation schedule, checkpoints, NaN guard and callbacks: `
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import torch
 
 from agent import Agent, build_policy, latent_size, policy_input_dims
+from models.policy import ActResult
 from algorithms.ppo import PolicyUpdater
 from algorithms.storage import RolloutStorage, compute_gae
 from components import build_components
@@ -84,42 +86,71 @@ class MetaLearner(Trainer):
 
     @torch.inference_mode()
     def collect_rollout(self) -> None:
-        cfg, vae, agent, s, env = self.cfg, self.vae, self.agent, self.storage, self.env
-        latent = hidden = None
+        run = self.rollout_begin()
+        act_fn = self.agent.acting()  # Policy.act as one function for this rollout (bit for bit equal)
+        for _ in range(self.cfg.policy_num_steps):
+            step = self.rollout_env_step(act_fn(run.inputs))
+            if run.encode is not None:
+                step.belief = run.encode.step_flat(run.hidden, step.enc_action, step.next_obs, step.reward, self.obs,
+                                                   step.done, step.any_done)
+            self.rollout_record(run, step)
+        self.rollout_end()
+
+    # The rollout's named steps; a --num_seeds run (trainers/multi_seed.py) calls them for every
+    # member around one batched act and one batched belief step.
+    def rollout_begin(self, belief_updater: bool = True) -> SimpleNamespace:
+        """Re-encode every copy's unfinished BAMDP trajectory; store the first inputs."""
+        agent, vae, s = self.agent, self.vae, self.storage
+        latent = hidden = encode = None
         if vae is not None:
             belief = vae.encode_running()
             latent, hidden = agent.latent(belief), belief.hidden
-            encode = agent.belief_updater(cfg.num_processes)
-        inputs = agent.inputs(env, self.obs, latent)
+            if belief_updater:
+                encode = agent.belief_updater(self.cfg.num_processes)
+        inputs = agent.inputs(self.env, self.obs, latent)
         s.set_first(inputs, hidden)
-        want = [k for k in ("next_belief", "task") if k in s.extras]  # what components asked for
-        want_post = "posterior" in s.extras
-        buffer = vae.buffer if vae is not None else None
-        act_fn = agent.acting()  # Policy.act as one function for this rollout (bit for bit equal)
-        for _ in range(cfg.policy_num_steps):
-            act = act_fn(inputs)
-            obs, reward, done, info = env.step(act.env_action)
-            next_obs = info["next_obs"]
-            enc_action = agent.encoder_action(act.action)
-            extras = {k: info[k] for k in want}
-            if vae is not None:
-                # belief and posterior b_{t+1} (before a task reset) as cat([mean, logvar], -1)
-                any_done = getattr(env, "any_done", None)  # bool(done.any()) as the BAMDP wrapper knows it
-                if any_done is None:
-                    any_done = bool(done.any())
-                flat, hidden, post, _ = encode.step_flat(hidden, enc_action, next_obs, reward, self.obs, done, any_done)
-                if want_post:
-                    extras["posterior"] = post
-                latent = agent.latent_flat(flat)
-                # one host sync per step, the env's (on GPU too)
-                buffer.insert(self.obs, enc_action, reward, next_obs, info["task"], done, any_done)
-            self.obs = obs
-            inputs = agent.inputs(env, obs, latent)  # what the policy sees next; also stored
-            s.insert(inputs=inputs, hidden=hidden, next_obs=next_obs, action=act.action, reward_raw=reward,
-                     reward=reward, done=done, trunc=info["bamdp_truncated"], extras=extras)
-            self.frames += cfg.num_processes
+        return SimpleNamespace(inputs=inputs, hidden=hidden, encode=encode,
+                               want=[k for k in ("next_belief", "task") if k in s.extras],  # what components asked for
+                               want_post="posterior" in s.extras)
+
+    def rollout_env_step(self, act: ActResult) -> SimpleNamespace:
+        """Step the envs with the chosen actions."""
+        env = self.env
+        obs, reward, done, info = env.step(act.env_action)
+        any_done = None
+        if self.vae is not None:
+            any_done = getattr(env, "any_done", None)  # bool(done.any()) as the BAMDP wrapper knows it
+            if any_done is None:
+                any_done = bool(done.any())
+        return SimpleNamespace(act=act, obs=obs, reward=reward, done=done, info=info, next_obs=info["next_obs"],
+                               enc_action=self.agent.encoder_action(act.action), any_done=any_done, belief=None)
+
+    def rollout_record(self, run: SimpleNamespace, step: SimpleNamespace) -> None:
+        """Store the step (rollout storage, VAE buffer) and assemble what the policy sees next.
+        ``step.belief``: the belief step's (belief b_{t+1} after task resets as cat([mean,
+        logvar], -1), its hidden state, the posterior before the resets, its hidden state)."""
+        agent, s, info = self.agent, self.storage, step.info
+        extras = {k: info[k] for k in run.want}
+        latent = None
+        if self.vae is not None:
+            flat, run.hidden, post, _ = step.belief
+            if run.want_post:
+                extras["posterior"] = post
+            latent = agent.latent_flat(flat)
+            # one host sync per step, the env's (on GPU too)
+            self.vae.buffer.insert(self.obs, step.enc_action, step.reward, step.next_obs, info["task"], step.done,
+                                   step.any_done)
+        self.obs = step.obs
+        run.inputs = agent.inputs(self.env, step.obs, latent)  # what the policy sees next; also stored
+        s.insert(inputs=run.inputs, hidden=run.hidden, next_obs=step.next_obs, action=step.act.action,
+                 reward_raw=step.reward, reward=step.reward, done=step.done, trunc=info["bamdp_truncated"], extras=extras)
+        self.frames += self.cfg.num_processes
+
+    def rollout_end(self) -> None:
+        """Values and log-probs of the whole rollout; reward normalisation; the acting encoder catches up."""
+        s, vae = self.storage, self.vae
         s.evaluate_policy(self.policy)  # values and log-probs, one batched pass
-        if cfg.norm_rew_for_policy:
+        if self.cfg.norm_rew_for_policy:
             s.rewards.copy_(self.rew_norm(s.rewards_raw, s.dones))
         if vae is not None:
             # with overlapped VAE updates: wait for the one that ran during this rollout and let

@@ -408,9 +408,24 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"--{key} must be >= 1, got {getattr(cfg, key)}")
     if cfg.trainer == "varibad":
         validate_varibad(cfg)
+    if cfg.num_seeds > 1:
+        validate_num_seeds(cfg)
     for mod in EXTENSION_MODULES:
         if hasattr(mod, "validate"):
             mod.validate(cfg)
+
+
+def validate_num_seeds(cfg: Config) -> None:
+    """What ``--num_seeds`` > 1 is built for (trainers/multi_seed.py); the model checks (an MLP
+    policy, the GRU encoder) come when the members are built."""
+    if cfg.trainer != "varibad":
+        raise ConfigError(f"--num_seeds > 1 is built for the VariBAD-family loop (--trainer varibad), not --trainer "
+                          f"{cfg.trainer}; run one process per seed")
+    if cfg.sample_embeddings:
+        raise ConfigError("--num_seeds > 1 does not support --sample_embeddings true (the latent sample would draw "
+                          "from the shared global RNG during the batched rollout)")
+    if cfg.seed + cfg.num_seeds - 1 > 2**63 - 1:
+        raise ConfigError("--seed + --num_seeds - 1 must stay below 2**63")
 
 
 def validate_varibad(cfg: Config) -> None:

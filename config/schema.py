@@ -98,6 +98,8 @@ _add(g, "num_frames", "int", 20_000_000, "total environment frames to train for"
 _add(g, "max_rollouts_per_task", "int", 1, "R: episodes per task (one BAMDP = R*H steps)", low=1, high=10_000)
 _add(g, "num_processes", "int", 16, "number of env copies stepped as one batch", low=1, high=100_000)
 _add(g, "seed", "int", 73, "random seed (python, numpy, torch, env task generators)", low=0, high=2**63 - 1)
+_add(g, "num_seeds", "int", 1, "S: train seeds seed, seed+1, ..., seed+S-1 in one process (VariBAD loop; their policies and "
+     "belief encoders step as one batched computation; one run dir per seed inside the run dir)", low=1, high=4096)
 _add(g, "exp_label", "str", "varibad", "label of the run (first part of the run dir name)", rule="name")
 _add(g, "results_log_dir", "str", "logs", "root folder of run dirs", rule="nonempty")
 _add(g, "device", "str", "auto", "cpu | cuda | auto", choices=("cpu", "cuda", "auto"))

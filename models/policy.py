@@ -20,6 +20,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from models import members
 from models.common import FUNCTIONAL, FeatureExtractor, init_linear
 from utils.running_stats import RunningMeanStd
 
@@ -175,76 +176,7 @@ class Policy(nn.Module):
         The returned function holds the normaliser statistics and the std as they are now: take
         a new one after any update (the trainer takes one per rollout). Policies it does not
         mirror (hypernetwork bodies, task-inference warm-up) get ``act`` itself."""
-        body = self.body
-        if type(body) is not MLPActorCritic or self.cond_part is not None or self.use_task:
-            return self.act
-        # parts in the order the base input concatenates them: (name, mean, inv_std, embed weight, bias, act)
-        plan = []
-        for p in self.parts_in:
-            rms = self.normalisers[p] if p in self.normalisers else None
-            emb = self.embedders[p] if p in self.embedders else None
-            if emb is not None and emb.fc is None:
-                return self.act  # zero-size embedding: not mirrored
-            plan.append((p, rms, emb))
-        # without embedders, the normalised parts are normalised after one cat (same elementwise ops)
-        if all(emb is None for _, _, emb in plan) and all(rms is not None for _, rms, _ in plan):
-            names = [p for p, _, _ in plan]
-            if len(plan) == 1:
-                mean, inv_std = plan[0][1].mean, plan[0][1].inv_std
-            else:
-                mean = torch.cat([rms.mean for _, rms, _ in plan]).detach()
-                inv_std = torch.cat([rms.inv_std for _, rms, _ in plan]).detach()
-
-            def features(inputs):
-                x = inputs[names[0]] if len(names) == 1 else torch.cat([inputs[p] for p in names], -1)
-                return (x - mean) * inv_std
-        else:
-            steps = [(p, None if rms is None else (rms.mean, rms.inv_std),
-                      None if emb is None else (emb.fc.weight, emb.fc.bias, emb.act)) for p, rms, emb in plan]
-
-            def features(inputs):
-                feats = []
-                for p, norm, emb in steps:
-                    x = inputs[p]
-                    if norm is not None:
-                        x = (x - norm[0]) * norm[1]
-                    if emb is not None:
-                        x = emb[2](F.linear(x, emb[0], emb[1]))
-                    feats.append(x)
-                return feats[0] if len(feats) == 1 else torch.cat(feats, -1)
-
-        layers = [(la.weight, la.bias) for la in body.actor]
-        head_w, head_b, act_fn = body.actor_head.weight, body.actor_head.bias, body.act
-        linear = F.linear
-
-        def actor(inputs):
-            a = features(inputs)
-            for w, b in layers:
-                a = act_fn(linear(a, w, b))
-            return linear(a, head_w, head_b)
-
-        if self.discrete:
-            def act(inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
-                actor_out = actor(inputs)
-                if deterministic:
-                    action = actor_out.argmax(-1)
-                else:
-                    u = torch.rand(actor_out.shape[0], 1, device=actor_out.device)
-                    cdf = F.softmax(actor_out, -1).cumsum(-1)
-                    action = (cdf < u).sum(-1).clamp_max(actor_out.shape[-1] - 1)
-                return ActResult(action, action)
-            return act
-
-        std = self.logstd.detach().clamp_min(math.log(1e-6)).exp()
-        tanh_mean, tanh_squash = self.tanh_mean, self.tanh_squash
-
-        def act(inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
-            mean = actor(inputs)
-            if tanh_mean:
-                mean = torch.tanh(mean)
-            action = mean if deterministic else mean + torch.randn_like(mean) * std
-            return ActResult(action, torch.tanh(action) if tanh_squash else action)
-        return act
+        return acting_fn([self]) or self.act
 
     def evaluator(self):
         """(prepare, evaluate) for the minibatches of one policy update, or None where not
@@ -256,14 +188,10 @@ class Policy(nn.Module):
         inputs, bit for bit, with the same autograd graph (same ops in the same order on the
         same parameters: equal gradients), without module calls."""
         body = self.body
-        if type(body) is not MLPActorCritic or self.cond_part is not None or self.use_task:
+        if not mirrored(self):
             return None
-        plan = []
-        for p in self.parts_in:
-            emb = self.embedders[p] if p in self.embedders else None
-            if emb is not None and emb.fc is None:
-                return None
-            plan.append((p, self.normalisers[p] if p in self.normalisers else None, emb))
+        plan = [(p, self.normalisers[p] if p in self.normalisers else None, self.embedders[p] if p in self.embedders else None)
+                for p in self.parts_in]
         if all(emb is None for _, _, emb in plan):
             def prepare(inputs):
                 parts = [inputs[p] if rms is None else rms.normalise(inputs[p]) for p, rms, _ in plan]
@@ -298,3 +226,96 @@ class Policy(nn.Module):
         """(value [B], log_prob [B], entropy [B]) of stored raw actions, with gradients."""
         actor_out, value = self(inputs)
         return value, self.log_prob(actor_out, actions), self._entropy(actor_out)
+
+
+def mirrored(policy: Policy) -> bool:
+    """Whether ``acting_fn`` / ``Policy.evaluator`` mirror this policy (MLP body, no hypernetwork
+    input, no task-inference warm-up, no zero-size embedding)."""
+    if type(policy.body) is not MLPActorCritic or policy.cond_part is not None or policy.use_task:
+        return False
+    return not any(emb.fc is None for emb in policy.embedders.values())
+
+
+def acting_fn(policies: list[Policy], generators: list[torch.Generator] | None = None):
+    """``Policy.acting`` of one policy, or of S policies of the same architecture at once
+    (the members of a ``--num_seeds`` run: inputs [S, N, d] -> actions [S, N, ...], every
+    member's numbers bit for bit those of its own ``acting``; member s draws its noise from
+    ``generators[s]``, which holds what its global RNG would). None where not mirrored."""
+    if not all(mirrored(p) for p in policies):
+        return None
+    first, ops = policies[0], members.ops_for(len(policies))
+    pick, row, linear = ops.pick, ops.row, ops.linear
+    # parts in the order the base input concatenates them: (name, [normalisers] or None, [embedders] or None)
+    plan = [(p, [m.normalisers[p] for m in policies] if p in first.normalisers else None,
+             [m.embedders[p] for m in policies] if p in first.embedders else None) for p in first.parts_in]
+    # without embedders, the normalised parts are normalised after one cat (same elementwise ops)
+    if all(embs is None for _, _, embs in plan) and all(rmss is not None for _, rmss, _ in plan):
+        names = [p for p, _, _ in plan]
+        if len(plan) == 1:
+            mean, inv_std = (row(pick([r.mean for r in plan[0][1]])), row(pick([r.inv_std for r in plan[0][1]])))
+        else:
+            mean = row(torch.cat([pick([r.mean for r in rmss]) for _, rmss, _ in plan], -1)).detach()
+            inv_std = row(torch.cat([pick([r.inv_std for r in rmss]) for _, rmss, _ in plan], -1)).detach()
+
+        def features(inputs):
+            x = inputs[names[0]] if len(names) == 1 else torch.cat([inputs[p] for p in names], -1)
+            return (x - mean) * inv_std
+    else:
+        steps = [(p, None if rmss is None else (row(pick([r.mean for r in rmss])), row(pick([r.inv_std for r in rmss]))),
+                  None if embs is None else (pick([e.fc.weight for e in embs]), pick([e.fc.bias for e in embs]), embs[0].act))
+                 for p, rmss, embs in plan]
+
+        def features(inputs):
+            feats = []
+            for p, norm, emb in steps:
+                x = inputs[p]
+                if norm is not None:
+                    x = (x - norm[0]) * norm[1]
+                if emb is not None:
+                    x = emb[2](linear(x, emb[0], emb[1]))
+                feats.append(x)
+            return feats[0] if len(feats) == 1 else torch.cat(feats, -1)
+
+    bodies = [m.body for m in policies]
+    layers = [(pick([b.actor[i].weight for b in bodies]), pick([b.actor[i].bias for b in bodies]))
+              for i in range(len(first.body.actor))]
+    head_w, head_b = pick([b.actor_head.weight for b in bodies]), pick([b.actor_head.bias for b in bodies])
+    act_fn = first.body.act
+
+    def actor(inputs):
+        a = features(inputs)
+        for w, b in layers:
+            a = act_fn(linear(a, w, b))
+        return linear(a, head_w, head_b)
+
+    if generators is None:
+        rand = lambda out: torch.rand(out.shape[0], 1, device=out.device)  # noqa: E731
+        randn = torch.randn_like
+    else:  # member s draws what its own run would draw from its global RNG
+        rand = lambda out: torch.stack([torch.rand(out.shape[1], 1, generator=g, device=out.device)  # noqa: E731
+                                        for g in generators])
+        randn = lambda mean: torch.stack([torch.randn(mean.shape[1:], generator=g, device=mean.device,  # noqa: E731
+                                                      dtype=mean.dtype) for g in generators])
+
+    if first.discrete:
+        def act(inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
+            actor_out = actor(inputs)
+            if deterministic:
+                action = actor_out.argmax(-1)
+            else:
+                u = rand(actor_out)
+                cdf = F.softmax(actor_out, -1).cumsum(-1)
+                action = (cdf < u).sum(-1).clamp_max(actor_out.shape[-1] - 1)
+            return ActResult(action, action)
+        return act
+
+    std = row(pick([m.logstd for m in policies])).detach().clamp_min(math.log(1e-6)).exp()
+    tanh_mean, tanh_squash = first.tanh_mean, first.tanh_squash
+
+    def act(inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
+        mean = actor(inputs)
+        if tanh_mean:
+            mean = torch.tanh(mean)
+        action = mean if deterministic else mean + randn(mean) * std
+        return ActResult(action, torch.tanh(action) if tanh_squash else action)
+    return act

@@ -17,5 +17,10 @@ def trainer_class(name: str):
 
 
 def build_trainer(cfg, run_dir: str, resume: bool = False):
-    """The trainer ``cfg.trainer`` names, for a new run dir (or ``resume`` an existing one)."""
+    """The trainer ``cfg.trainer`` names, for a new run dir (or ``resume`` an existing one);
+    with ``--num_seeds`` > 1, that many of its runs in lock step (trainers/multi_seed.py)."""
+    if getattr(cfg, "num_seeds", 1) > 1:
+        from trainers.multi_seed import MultiSeedTrainer
+
+        return MultiSeedTrainer(cfg, run_dir, resume=resume)
     return trainer_class(cfg.trainer)(cfg, run_dir, resume=resume)

@@ -1,0 +1,124 @@
+"""--num_seeds: S seeds in one process, each bit for bit its own single run; resume equals
+uninterrupted; the stacked ops equal the plain ones; what is not built is refused."""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from config.errors import ConfigError
+from metalearner import MetaLearner
+from models import members
+from trainers import build_trainer
+from trainers.multi_seed import MultiSeedTrainer, member_dir
+
+
+def _params(learner):
+    mods = [learner.policy] + (list(learner.vae.modules().values()) if learner.vae else [])
+    return torch.cat([p.detach().flatten() for m in mods for p in m.parameters()])
+
+
+def _progress_rows(run_dir):
+    import csv
+
+    with open(os.path.join(run_dir, "progress.csv")) as f:
+        rows = list(csv.DictReader(f))
+    drop = ("time", "fps", "wall")  # wall-clock columns differ between any two runs
+    return [{k: v for k, v in r.items() if not any(d in k for d in drop)} for r in rows]
+
+
+# ------------------------------------------------------------------ the stacked ops
+def test_member_linear_and_gru_cell_equal_the_plain_ops_bit_for_bit():
+    g = torch.Generator().manual_seed(0)
+    S, B, I, H = 5, 7, 6, 16  # a member's block B * H a multiple of the SIMD width (see members.gru_cell)
+    x, h = torch.randn(S, B, I, generator=g), torch.randn(S, B, H, generator=g)
+    w, b = torch.randn(S, 3 * H, I, generator=g), torch.randn(S, 3 * H, generator=g)
+    w_hh, b_hh = torch.randn(S, 3 * H, H, generator=g), torch.randn(S, 3 * H, generator=g)
+    assert torch.equal(members.linear(x, w, b), torch.stack([F.linear(x[s], w[s], b[s]) for s in range(S)]))
+    assert torch.equal(members.linear(x, w), torch.stack([F.linear(x[s], w[s]) for s in range(S)]))
+    want = torch.stack([torch.gru_cell(x[s], h[s], w[s], w_hh[s], b[s], b_hh[s]) for s in range(S)])
+    assert torch.equal(members.gru_cell(x, h, w, w_hh, b, b_hh), want)
+
+
+# ------------------------------------------------------------------ members == single runs
+CASES = {
+    "gridworld": ("gridworld_varibad", {}),
+    "gridworld_no_overlap": ("gridworld_varibad", {"vae_update_overlap": False}),
+    "pointrobot": ("pointrobot_varibad", {"num_frames": 256}),  # continuous actions (Gaussian noise per member)
+    "treasure_hyperx": ("treasure_hunt_hyperx", {"num_frames": 256, "rnd_batch_size": 16}),  # components
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_seed_equals_its_single_run(case, tiny_cfg, tmp_path):
+    env_type, extra = CASES[case]
+    kw = {"num_frames": 384, "seed": 5, **extra}
+    multi = MultiSeedTrainer(tiny_cfg(env_type, num_seeds=3, **kw), str(tmp_path / "multi"))
+    multi.train()
+    for k, seed in enumerate((5, 6, 7)):
+        single_dir = str(tmp_path / f"single_{seed}")
+        single = MetaLearner(tiny_cfg(env_type, **{**kw, "seed": seed}), single_dir)
+        single.train()
+        m = multi.members[k]
+        assert m.cfg.seed == seed and m.frames == single.frames and m.iter == single.iter
+        assert torch.equal(_params(m), _params(single)), f"seed {seed}: parameters differ from its single run"
+        assert torch.equal(m.storage.actions, single.storage.actions)
+        assert m.last_eval["returns"] == single.last_eval["returns"]
+        assert _progress_rows(member_dir(multi.run_dir, seed)) == _progress_rows(single_dir)
+    assert not torch.equal(_params(multi.members[0]), _params(multi.members[1]))  # the seeds differ
+
+
+def test_resume_of_a_multi_seed_run_equals_uninterrupted(tiny_cfg, tmp_path):
+    kw = dict(num_seeds=2, eval_interval=1000)
+    full = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=512, **kw), str(tmp_path / "full"))
+    full.train()                                                  # 4 updates
+    part_dir = str(tmp_path / "part")
+    MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=256, **kw), part_dir).train()  # 2, checkpoint
+    resumed = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=512, **kw), part_dir, resume=True)
+    assert resumed.iter == 2
+    resumed.train()
+    for a, b in zip(resumed.members, full.members):
+        assert a.frames == b.frames
+        assert torch.equal(_params(a), _params(b))
+
+
+def test_a_member_dir_resumes_alone_as_a_single_run(tiny_cfg, tmp_path):
+    """<run>/seed_<k> is a standalone run dir: resumed on its own it continues exactly as the
+    single run of that seed does."""
+    part_dir = str(tmp_path / "part")
+    MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=256, num_seeds=2, seed=3), part_dir).train()
+    seed_dir = member_dir(part_dir, 4)
+    with open(os.path.join(seed_dir, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["seed"] == 4 and saved["num_seeds"] == 1
+    alone = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=512, seed=4), seed_dir, resume=True)
+    alone.train()
+    single = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=512, seed=4), str(tmp_path / "single"))
+    single.train()
+    assert torch.equal(_params(alone), _params(single))
+
+
+# ------------------------------------------------------------------ refused
+def test_num_seeds_is_refused_where_it_is_not_built(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="--trainer varibad"):
+        tiny_cfg("nav_wide_ring_mime", num_seeds=2)
+    with pytest.raises(ConfigError, match="sample_embeddings"):
+        tiny_cfg("gridworld_varibad", num_seeds=2, sample_embeddings=True)
+    with pytest.raises(ValueError, match="MLP actor-critic"):
+        build_trainer(tiny_cfg("gridworld_varibad", num_seeds=2, use_hypernet=True), str(tmp_path / "h"))
+    with pytest.raises(ConfigError):
+        tiny_cfg("gridworld_varibad", num_seeds=0)
+
+
+def test_main_trains_num_seeds_into_one_dir_per_seed(tmp_path, capsys):
+    """Smoke test of the command line (the numbers are checked above)."""
+    import main
+
+    rc = main.main(["--env-type", "gridworld_varibad", "--num_seeds", "2", "--num_frames", "256", "--num_processes", "4",
+                    "--policy_num_steps", "32", "--precollect_len", "0", "--results_log_dir", str(tmp_path),
+                    "--device", "cpu", "--progress_bar", "false", "--vis_interval", "1000"])
+    assert rc == 0
+    (run,) = [os.path.join(r, d) for r, ds, _ in os.walk(tmp_path) for d in ds if d.startswith("varibad_")]
+    assert sorted(d for d in os.listdir(run) if d.startswith("seed_")) == ["seed_73", "seed_74"]
+    assert "seed 74: final evaluation" in capsys.readouterr().out

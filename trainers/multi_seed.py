@@ -1,0 +1,191 @@
+"""``--num_seeds S``: S runs of the VariBAD-family loop (seeds seed, seed+1, ..., seed+S-1) in
+one process, stepped in lock step.
+
+Each member is a whole ``MetaLearner`` with its own run dir ``<run dir>/seed_<k>/`` (config.json,
+logs, TensorBoard, evaluations, plots, checkpoints): a standalone run dir, so
+``python main.py --resume <run dir>/seed_<k>`` continues that seed alone, and every analysis
+tool reads it like any run. Members own their parameters, optimiser states, normalisers, VAE
+buffer, envs and RNG streams. Per env step, the members' policies and belief encoders run as
+ONE computation on parameters stacked along a member dimension (``models/members.py``); each
+member's env step, VAE update (on its own thread), PPO update, logs, evaluation and checkpoints
+are its own code. Every member's numbers are bit for bit those of the same seed run alone
+(tests/test_multi_seed.py).
+
+The global RNG (python, numpy, torch) is per member: its state is swapped in around whatever a
+member does alone, and during the batched steps each member draws its action noise from a
+generator holding that state (what its own run would draw from the global RNG).
+
+One iteration:
+    1. every member's components' before_iteration hooks
+    2. the batched rollout: per step one act for all members, each member's env step, one
+       belief step for all members, each member's storage/buffer writes
+    3. every member's update, iteration count, NaN guard, logs/evaluation/checkpoint
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from agent import BeliefUpdater
+from metalearner import MetaLearner
+from models import members
+from models.policy import ActResult, acting_fn, mirrored
+from trainers.base import Interrupted, _CtrlC
+from utils.checkpoint import has_checkpoint
+from utils.logger import Progress, save_json
+from utils.seeding import rng_state, set_rng_state
+
+
+def member_config(cfg, seed: int):
+    """The config of one member: a one-seed run of ``seed`` (its config.json can be resumed alone)."""
+    return type(cfg)(**{**cfg.to_dict(), "seed": seed, "num_seeds": 1, "progress_bar": False})
+
+
+def member_dir(run_dir: str, seed: int) -> str:
+    return os.path.join(run_dir, f"seed_{seed}")
+
+
+class MultiSeedTrainer:
+    def __init__(self, cfg, run_dir: str, resume: bool = False):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.seeds = [cfg.seed + k for k in range(cfg.num_seeds)]
+        self.members: list[MetaLearner] = []
+        self.rng: list[dict] = []  # each member's global RNG state while it is not swapped in
+        for seed in self.seeds:
+            mcfg, path = member_config(cfg, seed), member_dir(run_dir, seed)
+            os.makedirs(path, exist_ok=True)
+            if not (resume and has_checkpoint(path)):
+                save_json(mcfg.to_dict(), os.path.join(path, "config.json"))  # a killed start-up can be resumed
+            member = MetaLearner(mcfg, path, resume=resume and has_checkpoint(path))  # seeds the global RNG
+            self.members.append(member)
+            self.rng.append(rng_state())
+        self._check_batchable()
+        self.device = self.members[0].device
+        self.stop_requested = False
+        frames = sum(m.frames for m in self.members)
+        self.progress = Progress(cfg.num_frames * len(self.seeds), cfg.progress_bar, start_frames=frames)
+
+    def _check_batchable(self) -> None:
+        first = self.members[0]
+        if not mirrored(first.policy):
+            raise ValueError("--num_seeds > 1 needs the MLP actor-critic policy (no hypernetwork heads, no "
+                             "task-inference warm-up, no zero-size embeddings)")
+        if first.vae is not None:
+            BeliefUpdater.of_members([m.agent.encoder for m in self.members], 1, first.device)  # raises if not built
+
+    # ---------------------------------------------------------------- per-member RNG
+    @contextlib.contextmanager
+    def member(self, k: int):
+        """Run a block as member k alone: its global RNG state in, and back out afterwards."""
+        set_rng_state(self.rng[k])
+        try:
+            yield self.members[k]
+        finally:
+            self.rng[k] = rng_state()
+
+    def _generators(self) -> list[torch.Generator]:
+        """Generators holding each member's global torch RNG state on the training device."""
+        gens = []
+        for state in self.rng:
+            g = torch.Generator(device=self.device)
+            if self.device.type == "cuda":
+                g.set_state(state["cuda"][self.device.index or 0])
+            else:
+                g.set_state(state["torch"])
+            gens.append(g)
+        return gens
+
+    def _keep_generators(self, gens: list[torch.Generator]) -> None:
+        for state, g in zip(self.rng, gens):
+            if self.device.type == "cuda":
+                state["cuda"] = [*state["cuda"]]
+                state["cuda"][self.device.index or 0] = g.get_state()
+            else:
+                state["torch"] = g.get_state()
+
+    # ---------------------------------------------------------------- the loop
+    @property
+    def num_iterations(self) -> int:
+        return self.members[0].num_iterations
+
+    @property
+    def iter(self) -> int:
+        return self.members[0].iter
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def train(self, callbacks=()) -> dict:
+        for m in self.members:
+            m.callbacks = list(callbacks)
+        with _CtrlC(self):
+            for k, m in enumerate(self.members):
+                if m.iter == 0:
+                    with self.member(k):
+                        m._evaluate_and_report()
+            while self.iter < self.num_iterations and not self.stop_requested:
+                self.train_iteration()
+                if any(m.stop_requested for m in self.members):
+                    self.stop_requested = True
+        for k, m in enumerate(self.members):
+            with self.member(k):
+                m.save()
+            m.reporter.close()
+        self.progress.close()
+        if getattr(self, "_interrupted", False):
+            raise Interrupted(f"interrupted at iteration {self.iter}; checkpoints saved")
+        for seed, m in zip(self.seeds, self.members):
+            ret = m.last_eval.get("returns")
+            if ret is not None:
+                print(f"seed {seed}: final evaluation, return per episode: " + " ".join(f"{r:.3f}" for r in ret))
+        return {}
+
+    def train_iteration(self) -> None:
+        for k, m in enumerate(self.members):
+            with self.member(k):
+                for c in m.components:
+                    c.before_iteration(m)
+        self.collect_rollout()
+        for k, m in enumerate(self.members):
+            with self.member(k):
+                stats = m.update()
+                m.iter += 1
+                m.check_finite(stats)
+                m._on_iteration_end(stats)
+        self.progress.update(sum(m.frames for m in self.members), self.progress_info())
+
+    def progress_info(self) -> str:
+        rets = [m.last_eval.get("returns") for m in self.members]
+        if any(r is None for r in rets):
+            return ""
+        return "return/ep (mean over seeds) " + " ".join(f"{sum(r) / len(r):.2f}" for r in zip(*rets))
+
+    @torch.inference_mode()
+    def collect_rollout(self) -> None:
+        """``MetaLearner.collect_rollout`` of every member, with one act and one belief step
+        for all members per env step (the members' own named rollout steps around them)."""
+        ms = self.members
+        runs = [m.rollout_begin(belief_updater=False) for m in ms]
+        gens = self._generators()
+        act_fn = acting_fn([m.policy for m in ms], gens)
+        encode = hidden = None
+        if ms[0].vae is not None:
+            encode = BeliefUpdater.of_members([m.agent.encoder for m in ms], self.cfg.num_processes, self.device)
+            hidden = members.stack([r.hidden for r in runs])
+        for _ in range(self.cfg.policy_num_steps):
+            act = act_fn({k: torch.stack([r.inputs[k] for r in runs]) for k in runs[0].inputs})
+            steps = [m.rollout_env_step(ActResult(act.action[k], act.env_action[k])) for k, m in enumerate(ms)]
+            if encode is not None:
+                cat = lambda name: torch.stack([getattr(st, name) for st in steps])  # noqa: E731
+                out = encode.step_flat(hidden, cat("enc_action"), cat("next_obs"), cat("reward"),
+                                       torch.stack([m.obs for m in ms]), cat("done"), any(st.any_done for st in steps))
+                hidden = out[1]
+                for k, st in enumerate(steps):
+                    st.belief = tuple(t[k] for t in out)
+            for m, run, st in zip(ms, runs, steps):
+                m.rollout_record(run, st)
+        self._keep_generators(gens)
+        for m in ms:
+            m.rollout_end()
