@@ -178,9 +178,9 @@ class MultiSeedTrainer:
             act = act_fn({k: torch.stack([r.inputs[k] for r in runs]) for k in runs[0].inputs})
             steps = [m.rollout_env_step(ActResult(act.action[k], act.env_action[k])) for k, m in enumerate(ms)]
             if encode is not None:
-                cat = lambda name: torch.stack([getattr(st, name) for st in steps])  # noqa: E731
-                out = encode.step_flat(hidden, cat("enc_action"), cat("next_obs"), cat("reward"),
-                                       torch.stack([m.obs for m in ms]), cat("done"), any(st.any_done for st in steps))
+                out = encode.step_flat(hidden, *_stacked(steps, "enc_action", "next_obs", "reward"),
+                                       torch.stack([m.obs for m in ms]), *_stacked(steps, "done"),
+                                       any(st.any_done for st in steps))
                 hidden = out[1]
                 for k, st in enumerate(steps):
                     st.belief = tuple(t[k] for t in out)
@@ -189,3 +189,8 @@ class MultiSeedTrainer:
         self._keep_generators(gens)
         for m in ms:
             m.rollout_end()
+
+
+def _stacked(steps: list, *names: str) -> list[torch.Tensor]:
+    """The members' ``names`` entries of their env steps, stacked along the member dimension."""
+    return [torch.stack([getattr(st, name) for st in steps]) for name in names]
