@@ -25,20 +25,25 @@ from environments.bamdp import BAMDPWrapper  # noqa: E402
 
 
 def time_training(env_type: str, frames: int, extra: dict) -> dict:
-    from metalearner import MetaLearner
+    """Frames/s of training (all seeds' frames with ``num_seeds``), evaluation and checkpoints
+    pushed out of the timed window."""
+    from trainers import build_trainer
 
     far = str(10**9)
     over = {"num_frames": [str(frames)], "eval_interval": [far], "vis_interval": [far], "log_interval": [far],
             "save_interval": [far], "progress_bar": ["false"], **{k: [str(v)] for k, v in extra.items()}}
     cfg = resolve(env_type, over)
     with tempfile.TemporaryDirectory() as d:
-        learner = MetaLearner(cfg, d)
-        learner._evaluate_and_report = lambda vis=True: None  # not part of the timed loop
-        learner.save = lambda: None
+        trainer = build_trainer(cfg, d)
+        learners = getattr(trainer, "members", [trainer])  # a --num_seeds run: its member runs
+        for learner in learners:
+            learner._evaluate_and_report = lambda vis=True: None  # not part of the timed loop
+            learner.save = lambda: None
         t0 = time.perf_counter()
-        learner.train()
+        trainer.train()
         dt = time.perf_counter() - t0
-    return {"frames": learner.frames, "seconds": dt, "fps": learner.frames / dt}
+    frames = sum(learner.frames for learner in learners)
+    return {"frames": frames, "seconds": dt, "fps": frames / dt}
 
 
 def time_env(env_type: str, steps: int = 2000) -> float:
