@@ -20,7 +20,8 @@ The tests see only the chosen device: CUDA_VISIBLE_DEVICES is set to its index (
 
 Timing: ``benchmarks/bench_training.py``'s ``time_training`` with ``device`` overridden, in a fresh
 subprocess per run (``bench_throughput.run_child``): frames/s, peak RSS, peak CUDA memory. Row
-"--num_seeds 16" prints "not built" until the option exists (then it is timed as well).
+"--num_seeds 16": 16 gridworld seeds in one process (frames/s of all seeds together; compare with the
+one-seed row). In a tree without the option it prints "not built".
 Every item has its own timeout, cut to what is left of --budget seconds.
 """
 from __future__ import annotations
