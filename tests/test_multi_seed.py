@@ -12,6 +12,7 @@ from metalearner import MetaLearner
 from models import members
 from trainers import build_trainer
 from trainers.multi_seed import MultiSeedTrainer, member_dir
+from utils.checkpoint import candidate_paths, peek_info
 
 
 def _params(learner):
@@ -81,6 +82,29 @@ def test_resume_of_a_multi_seed_run_equals_uninterrupted(tiny_cfg, tmp_path):
     for a, b in zip(resumed.members, full.members):
         assert a.frames == b.frames
         assert torch.equal(_params(a), _params(b))
+
+
+def test_a_kill_between_the_seeds_checkpoints_resumes_all_from_one_iteration(tiny_cfg, tmp_path):
+    """Seeds save one after the other; a kill in between leaves one seed a checkpoint ahead. The
+    resume takes every seed from the common iteration (the ahead seed from its previous
+    checkpoint) and then equals the uninterrupted run."""
+    kw = dict(num_seeds=2, eval_interval=1000, save_interval=1)
+    full = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=512, **kw), str(tmp_path / "full"))
+    full.train()                                                  # 4 updates
+    part_dir = str(tmp_path / "part")
+    MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=384, **kw), part_dir).train()  # 3, a checkpoint each
+    ckpts = os.path.join(member_dir(part_dir, 73), "checkpoints")
+    by_iter = {peek_info(p).iteration: p for p in reversed(candidate_paths(member_dir(part_dir, 73)))}  # newest wins
+    for p in candidate_paths(member_dir(part_dir, 73)):
+        if p != by_iter[2]:
+            os.remove(p)
+    os.replace(by_iter[2], os.path.join(ckpts, "checkpoint.pt"))  # seed 73: its saves at iteration 3 were lost
+    resumed = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=512, **kw), part_dir, resume=True)
+    assert [m.iter for m in resumed.members] == [2, 2]
+    resumed.train()
+    for a, b in zip(resumed.members, full.members):
+        assert torch.equal(_params(a), _params(b))
+    assert _progress_rows(member_dir(part_dir, 74)) == _progress_rows(member_dir(full.run_dir, 74))
 
 
 def test_a_member_dir_resumes_alone_as_a_single_run(tiny_cfg, tmp_path):

@@ -51,7 +51,9 @@ Callback = Callable[[Any, dict], Any]
 
 
 class Trainer:
-    def __init__(self, cfg, run_dir: str, resume: bool = False):
+    def __init__(self, cfg, run_dir: str, resume: bool = False, resume_max_iteration: int | None = None):
+        """resume_max_iteration: resume from the newest checkpoint at or before this iteration
+        (-1: start over), as the seeds of a ``--num_seeds`` run do to stay in lock step."""
         self.cfg, self.run_dir = cfg, run_dir
         set_threads(cfg.num_threads)
         seed_everything(cfg.seed, cfg.deterministic_execution)
@@ -61,8 +63,8 @@ class Trainer:
         self.stop_requested = False
         self.build()
         info = None
-        if resume and has_checkpoint(run_dir):
-            state, info = load_checkpoint_with_info(run_dir)
+        if resume and has_checkpoint(run_dir) and (resume_max_iteration is None or resume_max_iteration >= 0):
+            state, info = load_checkpoint_with_info(run_dir, max_iteration=resume_max_iteration)
             self.load_state_dict(state)
         # a resumed run dir without a checkpoint (killed during start-up) starts over: all its rows go
         self.reporter = Reporter(run_dir, resume=resume, resume_iteration=self.iter if info else -1,

@@ -33,7 +33,7 @@ from metalearner import MetaLearner
 from models import members
 from models.policy import ActResult, acting_fn, mirrored
 from trainers.base import Interrupted, _CtrlC
-from utils.checkpoint import has_checkpoint
+from utils.checkpoint import CheckpointError, has_checkpoint, load_checkpoint_with_info
 from utils.logger import Progress, save_json
 from utils.seeding import rng_state, set_rng_state
 
@@ -47,18 +47,35 @@ def member_dir(run_dir: str, seed: int) -> str:
     return os.path.join(run_dir, f"seed_{seed}")
 
 
+def common_iteration(dirs: list[str]) -> int:
+    """The iteration all seeds resume from: the oldest of their newest usable checkpoints (a run
+    killed while its seeds were saving one after the other has some a checkpoint ahead; those
+    use their previous one, at the others' iteration), or -1 (start over) if a seed has none."""
+    newest = []
+    for path in dirs:
+        try:
+            newest.append(load_checkpoint_with_info(path, log=None)[1].iteration if has_checkpoint(path) else -1)
+        except CheckpointError:
+            newest.append(-1)
+    at = min(newest)
+    if len(set(newest)) > 1:
+        print(f"the seeds' newest checkpoints are at iterations {newest}: all resume from {at}", flush=True)
+    return at
+
+
 class MultiSeedTrainer:
     def __init__(self, cfg, run_dir: str, resume: bool = False):
         self.cfg, self.run_dir = cfg, run_dir
         self.seeds = [cfg.seed + k for k in range(cfg.num_seeds)]
         self.members: list[MetaLearner] = []
         self.rng: list[dict] = []  # each member's global RNG state while it is not swapped in
+        at = common_iteration([member_dir(run_dir, seed) for seed in self.seeds]) if resume else None
         for seed in self.seeds:
             mcfg, path = member_config(cfg, seed), member_dir(run_dir, seed)
             os.makedirs(path, exist_ok=True)
-            if not (resume and has_checkpoint(path)):
-                save_json(mcfg.to_dict(), os.path.join(path, "config.json"))  # a killed start-up can be resumed
-            member = MetaLearner(mcfg, path, resume=resume and has_checkpoint(path))  # seeds the global RNG
+            # the member's config as it runs now (a resume may change num_frames, intervals, ...)
+            save_json(mcfg.to_dict(), os.path.join(path, "config.json"))
+            member = MetaLearner(mcfg, path, resume=resume, resume_max_iteration=at)  # seeds the global RNG
             self.members.append(member)
             self.rng.append(rng_state())
         self._check_batchable()

@@ -277,10 +277,17 @@ def _unpickle(name: str, payload: bytes) -> dict:
     return state
 
 
-def load_checkpoint_with_info(run_dir: str, log: Callable[[str], Any] | None = print) -> tuple[dict, CheckpointInfo]:
+def load_checkpoint_with_info(run_dir: str, log: Callable[[str], Any] | None = print,
+                              max_iteration: int | None = None) -> tuple[dict, CheckpointInfo]:
     """The newest checkpoint that verifies, and its header. Each one skipped is reported in one
-    line through ``log``. Raises ``CheckpointError`` when none is usable."""
+    line through ``log``. Raises ``CheckpointError`` when none is usable. ``max_iteration``: skip
+    checkpoints of later iterations (the seeds of a ``--num_seeds`` run resume from one iteration)."""
     paths = candidate_paths(run_dir)
+    if max_iteration is not None:
+        later = [p for p in paths if _header_iteration(p) > max_iteration]
+        if later and log is not None:
+            log(f"{run_dir}: {len(later)} checkpoint(s) after iteration {max_iteration} not used")
+        paths = [p for p in paths if p not in later]
     if not paths:
         raise CheckpointError(f"no checkpoint in {checkpoint_dir(run_dir)}: nothing to resume")
     problems = []
@@ -296,6 +303,12 @@ def load_checkpoint_with_info(run_dir: str, log: Callable[[str], Any] | None = p
                 rest = "trying the previous one" if path != paths[-1] else "no older checkpoint left"
                 log(f"warning: skipping checkpoint {err}; {rest}")
     raise CheckpointError(f"no usable checkpoint in {checkpoint_dir(run_dir)}: {'; '.join(problems)}")
+
+
+def _header_iteration(path: str) -> int:
+    """The iteration a checkpoint's header names (-1 if it names none or cannot be read)."""
+    info = peek_info(path)
+    return info.iteration if info is not None and isinstance(info.iteration, int) else -1
 
 
 def load_checkpoint(run_dir: str, log: Callable[[str], Any] | None = print) -> dict:
