@@ -35,7 +35,8 @@ from config.errors import ConfigError
 CATALOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog")
 KEYS = {"description", "arms", "env_types", "methods", "options", "grid", "seeds", "num_frames", "score"}
 ARM_KEYS = {"env_type", "method", "options", "label", "num_frames"}
-RESERVED = {"seed": "seeds", "num_frames": "num_frames", "results_log_dir": "the run command's --root"}
+RESERVED = {"seed": "seeds", "num_frames": "num_frames", "results_log_dir": "the run command's --root",
+            "num_seeds": "seeds (one trial per seed)"}
 SCORES = ("return", "success")
 NOT_SET_NAMES = {"plot", "status", "run", "sets", "catalog"}
 

@@ -75,6 +75,7 @@ def test_expand_arms_grid_seeds(tmp_path):
     (dict(arms=["gridworld_varibad"], seeds=[], num_frames=1000), ["seeds must be"]),
     (dict(arms=["gridworld_varibad"], seeds=[1], num_frames=-5), ["num_frames"]),
     (dict(arms=["gridworld_varibad"], seeds=[1], num_frames=1000, options={"seed": 3}), ["'seed' is set by"]),
+    (dict(arms=["gridworld_varibad"], seeds=[1], num_frames=1000, options={"num_seeds": 4}), ["'num_seeds' is set by"]),
     (dict(arms=[], seeds=[1], num_frames=1000), ["no arms"]),
     (dict(arms=["gridworld_varibad"], seeds=[1], num_frames=1000, budget=5), ["unknown key", "budget"]),
     (dict(arms=["gridworld_varibad"], seeds=[1], num_frames=1000, options={"ppo_num_minibatch": 10 ** 6}),
