@@ -135,6 +135,15 @@ def test_num_seeds_is_refused_where_it_is_not_built(tiny_cfg, tmp_path):
         tiny_cfg("gridworld_varibad", num_seeds=0)
 
 
+def test_main_refuses_an_unbatchable_model_and_leaves_no_run_dir(tmp_path, capsys):
+    import main
+
+    rc = main.main(["--env-type", "gridworld_varibad", "--num_seeds", "2", "--use_hypernet", "true",
+                    "--results_log_dir", str(tmp_path), "--device", "cpu", "--progress_bar", "false"])
+    assert rc == 2 and "MLP actor-critic" in capsys.readouterr().err
+    assert not [d for _, ds, _ in os.walk(tmp_path) for d in ds if d.startswith("varibad_")]
+
+
 def test_main_trains_num_seeds_into_one_dir_per_seed(tmp_path, capsys):
     """Smoke test of the command line (the numbers are checked above)."""
     import main

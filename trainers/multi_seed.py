@@ -63,6 +63,15 @@ def common_iteration(dirs: list[str]) -> int:
     return at
 
 
+def _check_batchable(member: MetaLearner) -> None:
+    """ValueError where the batched act / belief step is not built for this config."""
+    if not mirrored(member.policy):
+        raise ValueError("--num_seeds > 1 needs the MLP actor-critic policy (no hypernetwork heads, no "
+                         "task-inference warm-up, no zero-size embeddings)")
+    if member.vae is not None:
+        BeliefUpdater.of_members([member.agent.encoder], 1, member.device)  # raises if not built
+
+
 class MultiSeedTrainer:
     def __init__(self, cfg, run_dir: str, resume: bool = False):
         self.cfg, self.run_dir = cfg, run_dir
@@ -76,21 +85,14 @@ class MultiSeedTrainer:
             # the member's config as it runs now (a resume may change num_frames, intervals, ...)
             save_json(mcfg.to_dict(), os.path.join(path, "config.json"))
             member = MetaLearner(mcfg, path, resume=resume, resume_max_iteration=at)  # seeds the global RNG
+            if not self.members:
+                _check_batchable(member)  # before building the other seeds
             self.members.append(member)
             self.rng.append(rng_state())
-        self._check_batchable()
         self.device = self.members[0].device
         self.stop_requested = False
         frames = sum(m.frames for m in self.members)
         self.progress = Progress(cfg.num_frames * len(self.seeds), cfg.progress_bar, start_frames=frames)
-
-    def _check_batchable(self) -> None:
-        first = self.members[0]
-        if not mirrored(first.policy):
-            raise ValueError("--num_seeds > 1 needs the MLP actor-critic policy (no hypernetwork heads, no "
-                             "task-inference warm-up, no zero-size embeddings)")
-        if first.vae is not None:
-            BeliefUpdater.of_members([m.agent.encoder for m in self.members], 1, first.device)  # raises if not built
 
     # ---------------------------------------------------------------- per-member RNG
     @contextlib.contextmanager
