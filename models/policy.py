@@ -233,7 +233,7 @@ def mirrored(policy: Policy) -> bool:
     input, no task-inference warm-up, no zero-size embedding)."""
     if type(policy.body) is not MLPActorCritic or policy.cond_part is not None or policy.use_task:
         return False
-    return not any(emb.fc is None for emb in policy.embedders.values())
+    return not any(p in policy.embedders and policy.embedders[p].fc is None for p in policy.parts_in)
 
 
 def acting_fn(policies: list[Policy], generators: list[torch.Generator] | None = None):
