@@ -29,9 +29,9 @@ import os
 import torch
 
 from agent import BeliefUpdater
-from metalearner import MetaLearner
 from models import members
 from models.policy import ActResult, acting_fn, mirrored
+from trainers import trainer_class
 from trainers.base import Interrupted, _CtrlC
 from utils.checkpoint import CheckpointError, has_checkpoint, load_checkpoint_with_info
 from utils.logger import Progress, save_json
@@ -63,7 +63,7 @@ def common_iteration(dirs: list[str]) -> int:
     return at
 
 
-def _check_batchable(member: MetaLearner) -> None:
+def _check_batchable(member) -> None:
     """ValueError where the batched act / belief step is not built for this config."""
     if not mirrored(member.policy):
         raise ValueError("--num_seeds > 1 needs the MLP actor-critic policy (no hypernetwork heads, no "
@@ -76,7 +76,7 @@ class MultiSeedTrainer:
     def __init__(self, cfg, run_dir: str, resume: bool = False):
         self.cfg, self.run_dir = cfg, run_dir
         self.seeds = [cfg.seed + k for k in range(cfg.num_seeds)]
-        self.members: list[MetaLearner] = []
+        self.members: list = []  # the seeds' trainers (cfg.trainer's class: MetaLearner)
         self.rng: list[dict] = []  # each member's global RNG state while it is not swapped in
         at = common_iteration([member_dir(run_dir, seed) for seed in self.seeds]) if resume else None
         for seed in self.seeds:
@@ -84,7 +84,7 @@ class MultiSeedTrainer:
             os.makedirs(path, exist_ok=True)
             # the member's config as it runs now (a resume may change num_frames, intervals, ...)
             save_json(mcfg.to_dict(), os.path.join(path, "config.json"))
-            member = MetaLearner(mcfg, path, resume=resume, resume_max_iteration=at)  # seeds the global RNG
+            member = trainer_class(cfg.trainer)(mcfg, path, resume=resume, resume_max_iteration=at)  # seeds the RNG
             if not self.members:
                 _check_batchable(member)  # before building the other seeds
             self.members.append(member)
