@@ -17,6 +17,8 @@ the float additions differs (values agree to float32 rounding, not bit for bit).
 """
 from __future__ import annotations
 
+import concurrent.futures
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,11 +75,49 @@ def _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad: bool):
     """The chunked forward (and, with ``need_grad``, backward) of ``pairs_mse``. a: [K, B, h]
     (W_z z, no bias), c: [D, B, h] (W_x x + b), target [D, B, out], weight [K, D, B]; the net
     after the first layer is relu, then (linear, relu)*, linear with ``weights``/``biases``.
-    Returns the sum and, with ``need_grad``, the gradients of a, c, weights and biases."""
+    Returns the sum and, with ``need_grad``, the gradients of a, c, weights and biases.
+
+    On a CPU the chunks are dealt alternately to two groups, each summed on its own (the second
+    on a helper thread, so a second core decodes while the first does), and the two partial
+    sums added at the end: the numbers depend on the shapes only, not on the scheduling or the
+    number of cores."""
+    cpu = a.device.type == "cpu"
+    rows = max(PAIR_CHUNK_ROWS["cpu" if cpu else "other"], a.shape[1])
+    chunks = list(_chunks(weight, rows))
+    if not cpu or len(chunks) < 2:
+        total, grads = _pairs_mse_group(chunks, rows, a, c, target, weight, weights, biases, need_grad)
+    else:
+        other = _helper().submit(_pairs_mse_group, chunks[1::2], rows, a, c, target, weight, weights, biases,
+                                 need_grad)
+        total, grads = _pairs_mse_group(chunks[0::2], rows, a, c, target, weight, weights, biases, need_grad)
+        total_1, grads_1 = other.result()
+        with torch.no_grad():
+            total = total + total_1
+            if need_grad:
+                for mine, theirs in zip([grads[0], grads[1], *grads[2], *grads[3]],
+                                        [grads_1[0], grads_1[1], *grads_1[2], *grads_1[3]]):
+                    mine += theirs
+    total = total / target.shape[-1]
+    return (total, grads) if need_grad else (total, None)
+
+
+_HELPER = None
+
+
+def _helper():
+    """The one worker thread that decodes the second group of chunks (made on first use)."""
+    global _HELPER
+    if _HELPER is None:
+        _HELPER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pairs_mse")
+    return _HELPER
+
+
+@torch.no_grad()  # gradients are formed by hand (grad mode is per thread: also on the helper)
+def _pairs_mse_group(chunks, rows: int, a, c, target, weight, weights, biases, need_grad: bool):
+    """Unscaled sum (and gradients) of ``_pairs_mse_pass`` over the given chunks, in order."""
     K, B, h = a.shape
     D, out = c.shape[0], target.shape[-1]
     cpu = a.device.type == "cpu"
-    rows = max(PAIR_CHUNK_ROWS["cpu" if cpu else "other"], B)
     DB = max(D * B, 1)
     R = rows // DB * DB if rows >= DB else rows + B  # rows of the largest chunk
     widths = [h] + [w.shape[0] for w in weights[:-1]]
@@ -86,10 +126,12 @@ def _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad: bool):
     y_buf = a.new_empty(R * out)
     w_t = [w.t() for w in weights]
     total = a.new_zeros(())
+    grads = None
     if need_grad:
         g_a, g_c = a.new_zeros(a.shape), c.new_zeros(c.shape)
         g_w, g_b = [w.new_zeros(w.shape) for w in weights], [b.new_zeros(b.shape) for b in biases]
-    for k0, k1, d0, d1 in _chunks(weight, rows):
+        grads = (g_a, g_c, g_w, g_b)
+    for k0, k1, d0, d1 in chunks:
         kn, dn = k1 - k0, d1 - d0
         n = kn * dn * B
         acts = [buf[:n * w].view(n, w) for buf, w in zip(acts_buf, widths)]
@@ -116,10 +158,7 @@ def _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad: bool):
         g = g.view(kn, dn, B, h)
         g_a[k0:k1] += g.sum(1)
         g_c[d0:d1] += g.sum(0) if kn > 1 else g[0]
-    total = total / out
-    if not need_grad:
-        return total, None
-    return total, (g_a, g_c, g_w, g_b)
+    return total, grads
 
 
 class _PairsMSE(torch.autograd.Function):

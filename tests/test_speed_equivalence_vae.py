@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import models.decoder as decoder_mod
 from config.loader import resolve
@@ -218,3 +219,32 @@ def test_per_posterior_terms_without_gradients_in_blocks_equal_the_whole(name, m
     for key in whole:
         assert blocks[key].shape == whole[key].shape
         _close(blocks[key], whole[key], rtol=1e-6, what=key)
+
+
+def test_pairs_mse_two_groups_are_deterministic_and_each_chunk_counted_once(monkeypatch):
+    """On a CPU the chunks are dealt to two groups (the second summed on a helper thread):
+    repeated calls give the same bits whatever the scheduling, and the sum equals summing the
+    groups by hand in the documented order (even chunks, then odd chunks)."""
+    monkeypatch.setitem(decoder_mod.PAIR_CHUNK_ROWS, "cpu", 40)
+    g = torch.Generator().manual_seed(5)
+    K, D, B = 12, 10, 2
+    dec = RewardDecoder(3, 2, 2, [16, 8], 4, 4)
+    lat = torch.randn(K, B, 3, generator=g, requires_grad=True)
+    xs = [torch.randn(D, B, 2, generator=g), torch.randn(D, B, 2, generator=g), torch.randn(D, B, 2, generator=g)]
+    tgt, w = torch.randn(D, B, 1, generator=g), torch.rand(K, D, B, generator=g)
+    runs = []
+    for _ in range(5):
+        s = dec.pairs_mse(lat, *xs, tgt, w)
+        runs.append((s.detach(), *torch.autograd.grad(s, [lat, *dec.parameters()])))
+    for other in runs[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(runs[0], other))
+    # by hand: the two groups' sums, added
+    a = F.linear(lat, dec.net[0].weight[:, :3]).detach()
+    c = F.linear(dec._inputs(*xs), dec.net[0].weight[:, 3:], dec.net[0].bias).detach()
+    tail = decoder_mod._tail(dec.net)
+    ws, bs = [m.weight.detach() for m in tail], [m.bias.detach() for m in tail]
+    chunks = list(decoder_mod._chunks(w, 40))
+    assert len(chunks) > 4
+    t0, _ = decoder_mod._pairs_mse_group(chunks[0::2], 40, a, c, tgt, w, ws, bs, need_grad=False)
+    t1, _ = decoder_mod._pairs_mse_group(chunks[1::2], 40, a, c, tgt, w, ws, bs, need_grad=False)
+    assert torch.equal(runs[0][0], (t0 + t1) / 1)
