@@ -17,6 +17,7 @@ a reference run exactly, multiply its kl_weight by its vae_batch_num_trajs.)
 from __future__ import annotations
 
 import copy
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Callable
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.ppo import make_optimiser
-from models.decoder import RewardDecoder, StateDecoder, TaskDecoder
+from models.decoder import RewardDecoder, StateDecoder, TaskDecoder, pairs_on_helper
 from models.encoder import Posterior, build_encoder, sample_gaussian
 from utils.spec import RunSpec
 
@@ -284,6 +285,10 @@ class VAE:
         self.acting_encoder = copy.deepcopy(self.encoder) if self.overlap else self.encoder
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vae") if self.overlap else None
         self._pending: Future | None = None
+        # where pairs_mse decodes half its chunks: on its helper thread unless the last overlapped
+        # update finished before the main thread needed it (then the main thread keeps a core to
+        # itself). Scheduling only: the numbers are the same either way.
+        self._pairs_helper = True
         self.task_target_fn: Callable | None = None  # tasks [B, dt] -> targets [B, task_target_dim]
         self.frozen = False  # compute the loss but never step (ReId's freeze_vae)
         self.last_stats: dict = {}  # losses of the latest finished update
@@ -350,7 +355,9 @@ class VAE:
     def wait(self) -> dict:
         """Block until a background update finished; returns (and keeps) its stats."""
         if self._pending is not None:
+            t0 = time.perf_counter()
             self.last_stats, self._pending = self._pending.result(), None
+            self._pairs_helper = time.perf_counter() - t0 > 1e-3  # the main thread waited for it
         return self.last_stats
 
     def sync_acting_encoder(self) -> None:
@@ -360,6 +367,10 @@ class VAE:
             self.acting_encoder.load_state_dict(self.encoder.state_dict())
 
     def _update_on(self, batches: list) -> dict:
+        with pairs_on_helper(self._pairs_helper):
+            return self._steps(batches)
+
+    def _steps(self, batches: list) -> dict:
         stats = {}
         for batch in batches:
             if self.frozen:  # --freeze_vae: the loss is computed and logged, nothing is updated

@@ -18,6 +18,8 @@ the float additions differs (values agree to float32 rounding, not bit for bit).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -77,20 +79,20 @@ def _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad: bool):
     after the first layer is relu, then (linear, relu)*, linear with ``weights``/``biases``.
     Returns the sum and, with ``need_grad``, the gradients of a, c, weights and biases.
 
-    On a CPU the chunks are dealt alternately to two groups, each summed on its own (the second
-    on a helper thread, so a second core decodes while the first does), and the two partial
-    sums added at the end: the numbers depend on the shapes only, not on the scheduling or the
-    number of cores."""
+    On a CPU the chunks are dealt alternately to two groups, each summed on its own, and the two
+    partial sums added at the end; the second group is decoded on a helper thread (a second core
+    decodes while the first does) unless ``pairs_on_helper(False)`` is in effect on the calling
+    thread. The numbers depend on the shapes only, not on the scheduling or the number of cores."""
     cpu = a.device.type == "cpu"
     rows = max(PAIR_CHUNK_ROWS["cpu" if cpu else "other"], a.shape[1])
     chunks = list(_chunks(weight, rows))
     if not cpu or len(chunks) < 2:
         total, grads = _pairs_mse_group(chunks, rows, a, c, target, weight, weights, biases, need_grad)
     else:
-        other = _helper().submit(_pairs_mse_group, chunks[1::2], rows, a, c, target, weight, weights, biases,
-                                 need_grad)
-        total, grads = _pairs_mse_group(chunks[0::2], rows, a, c, target, weight, weights, biases, need_grad)
-        total_1, grads_1 = other.result()
+        args = (rows, a, c, target, weight, weights, biases, need_grad)
+        other = _helper().submit(_pairs_mse_group, chunks[1::2], *args) if getattr(_LOCAL, "helper", True) else None
+        total, grads = _pairs_mse_group(chunks[0::2], *args)
+        total_1, grads_1 = other.result() if other is not None else _pairs_mse_group(chunks[1::2], *args)
         with torch.no_grad():
             total = total + total_1
             if need_grad:
@@ -102,6 +104,20 @@ def _pairs_mse_pass(a, c, target, weight, weights, biases, need_grad: bool):
 
 
 _HELPER = None
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def pairs_on_helper(enabled: bool):
+    """Within the block, this thread's ``pairs_mse`` decodes its second group of chunks on the
+    helper thread (True, the default) or itself (False: when the other core is busy anyway, a
+    third thread only takes turns with the busy one). Same numbers either way."""
+    before = getattr(_LOCAL, "helper", True)
+    _LOCAL.helper = enabled
+    try:
+        yield
+    finally:
+        _LOCAL.helper = before
 
 
 def _helper():

@@ -248,3 +248,21 @@ def test_pairs_mse_two_groups_are_deterministic_and_each_chunk_counted_once(monk
     t0, _ = decoder_mod._pairs_mse_group(chunks[0::2], 40, a, c, tgt, w, ws, bs, need_grad=False)
     t1, _ = decoder_mod._pairs_mse_group(chunks[1::2], 40, a, c, tgt, w, ws, bs, need_grad=False)
     assert torch.equal(runs[0][0], (t0 + t1) / 1)
+
+
+def test_pairs_mse_on_the_helper_or_not_gives_the_same_bits(monkeypatch):
+    """``pairs_on_helper(False)`` only moves the second group onto the calling thread."""
+    monkeypatch.setitem(decoder_mod.PAIR_CHUNK_ROWS, "cpu", 40)
+    g = torch.Generator().manual_seed(6)
+    K, D, B = 12, 10, 2
+    dec = StateDecoder(3, 2, 2, [16], 4, 4)
+    lat = torch.randn(K, B, 3, generator=g, requires_grad=True)
+    xs = [torch.randn(D, B, 2, generator=g), torch.randn(D, B, 2, generator=g)]
+    tgt, w = torch.randn(D, B, 2, generator=g), torch.rand(K, D, B, generator=g)
+    got = {}
+    for on in (True, False):
+        with decoder_mod.pairs_on_helper(on):
+            s = dec.pairs_mse(lat, *xs, tgt, w)
+            got[on] = (s.detach(), *torch.autograd.grad(s, [lat, *dec.parameters()]))
+    assert all(torch.equal(a, b) for a, b in zip(got[True], got[False]))
+    assert getattr(decoder_mod._LOCAL, "helper", True) is True  # restored after the block
