@@ -158,9 +158,14 @@ class MetaLearner(Trainer):
             vae.sync_acting_encoder()
 
     def update(self) -> dict:
+        return self.update_policy(self.update_begin())
+
+    def update_begin(self) -> tuple[dict, dict] | None:
+        """The update up to the policy step: components' rollout hooks (bonuses), GAE returns,
+        and the VAE update (with overlap handed to its thread). None before precollection ends."""
         cfg, vae, s = self.cfg, self.vae, self.storage
         if self.frames < cfg.precollect_len:
-            return {}
+            return None
         stats: dict = {}
         if vae is not None and cfg.pretrain_len and not self.vae_pretrained and vae.ready():
             vae.update(cfg.pretrain_len)
@@ -175,6 +180,13 @@ class MetaLearner(Trainer):
         kwargs = {k: v for c in self.components for k, v in c.update_kwargs(self).items()}
         if vae is not None and vae.ready() and cfg.num_vae_updates:
             vae.update(cfg.num_vae_updates)  # with overlap this runs during PPO and the next rollout
+        return stats, kwargs
+
+    def update_policy(self, begun: tuple[dict, dict] | None = None) -> dict:
+        """The policy step on ``update_begin``'s returns, and the policy's input normalisers."""
+        if begun is None:
+            return {}
+        (stats, kwargs), vae, s = begun, self.vae, self.storage
         stats["policy"] = self.updater.update(s, **kwargs)
         if vae is not None and vae.last_stats:
             stats["vae"] = vae.last_stats  # with overlap: the update that finished during this rollout

@@ -284,6 +284,9 @@ class VAE:
                         and not cfg.rlloss_through_encoder)  # RL2-style: the policy's loss trains it
         self.acting_encoder = copy.deepcopy(self.encoder) if self.overlap else self.encoder
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vae") if self.overlap else None
+        # overlapped updates are handed to this (fn, batches) -> Future: the VAE's own thread, or,
+        # in a --num_seeds run, the stacked update of all seeds (vae_members.StackedUpdates)
+        self.submit = self._pool.submit if self.overlap else None
         self._pending: Future | None = None
         # where pairs_mse decodes half its chunks: on its helper thread unless the last overlapped
         # update finished before the main thread needed it (then the main thread keeps a core to
@@ -349,7 +352,7 @@ class VAE:
         if not self.overlap:
             self.last_stats = self._update_on(batches)
             return self.last_stats
-        self._pending = self._pool.submit(self._update_on, batches)
+        self._pending = self.submit(self._update_on, batches)
         return {}
 
     def wait(self) -> dict:
@@ -380,14 +383,18 @@ class VAE:
             loss, stats = self.loss(batch)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            if self.cfg.encoder_max_grad_norm:
-                nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.encoder_max_grad_norm)
-            if self.cfg.decoder_max_grad_norm:
-                for dec in self.decoders().values():
-                    if dec is not None:
-                        nn.utils.clip_grad_norm_(dec.parameters(), self.cfg.decoder_max_grad_norm)
-            self.optimiser.step()
+            self.clip_and_step()
         return {k: float(v) for k, v in stats.items()}
+
+    def clip_and_step(self) -> None:
+        """The optimiser step on the gradients in .grad (after clipping, where configured)."""
+        if self.cfg.encoder_max_grad_norm:
+            nn.utils.clip_grad_norm_(self.encoder.parameters(), self.cfg.encoder_max_grad_norm)
+        if self.cfg.decoder_max_grad_norm:
+            for dec in self.decoders().values():
+                if dec is not None:
+                    nn.utils.clip_grad_norm_(dec.parameters(), self.cfg.decoder_max_grad_norm)
+        self.optimiser.step()
 
     def _indices(self, lengths: torch.Tensor, L: int, subsample: bool = True):
         """ELBO indices [K, B] with validity, decode indices [D, B] with validity."""
@@ -420,7 +427,7 @@ class VAE:
         L = batch.actions.shape[0]
         post = self.encoder(batch.actions, batch.next_obs, batch.rewards, return_prior=True,
                             detach_every=cfg.tbptt_stepsize, prev_states=batch.prev_obs)
-        latent = sample_gaussian(post.mean, post.logvar, cfg.disable_stochasticity_in_latent or use_mean, self.noise)
+        latent = self._sample(post.mean, post.logvar, cfg.disable_stochasticity_in_latent or use_mean)
         e_idx, e_ok, d_idx, d_ok = self._indices(batch.lengths, L, subsample)
         K, D, B = e_idx.shape[0], d_idx.shape[0], e_idx.shape[1]
         lat = latent.gather(0, e_idx[..., None].expand(K, B, latent.shape[-1]))  # [K, B, z]
@@ -475,10 +482,11 @@ class VAE:
         terms, e_ok, kl, ok = self._elbo_terms(batch, reduced=True)
         coeff = {"reward_reconstr_err": cfg.rew_loss_coeff, "state_reconstr_err": cfg.state_loss_coeff,
                  "task_reconstr_err": cfg.task_loss_coeff}
-        stats = {name: err if err.dim() == 0 else self._reduce_elbo(err, e_ok) for name, err in terms.items()}
+        run = self._per_run
+        stats = {name: err if err.dim() == 0 else self._reduce_elbo(run(err), run(e_ok)) for name, err in terms.items()}
         total = sum(coeff[name] * val for name, val in stats.items())
         if kl is not None:
-            stats["kl"] = self._reduce_elbo(kl, ok)
+            stats["kl"] = self._reduce_elbo(run(kl), run(ok))
             total = total + cfg.kl_weight * stats["kl"]
         stats["sum"] = total
         return total, {k: v.detach() for k, v in stats.items()}
@@ -554,11 +562,20 @@ class VAE:
         w = w / e_ok.shape[1]
         return mask * w[:, None]
 
+    def _sample(self, mean, logvar, deterministic: bool) -> torch.Tensor:
+        """Latent samples of posteriors [..., B, z] for the ELBO (from the training noise stream)."""
+        return sample_gaussian(mean, logvar, deterministic, self.noise)
+
+    def _per_run(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-posterior terms [K, B] as ``_reduce_elbo`` reduces them (one run: as they are)."""
+        return x
+
     def _reduce_elbo(self, per_elbo, e_ok):
+        """[K, ..., B] -> [...]: over posteriors (sum or mean over valid ones), then mean over B."""
         per_elbo = per_elbo * e_ok
         if self.cfg.vae_avg_elbo_terms:
-            return (per_elbo.sum(0) / e_ok.sum(0).clamp_min(1)).mean()
-        return per_elbo.sum(0).mean()
+            return (per_elbo.sum(0) / e_ok.sum(0).clamp_min(1)).mean(-1)
+        return per_elbo.sum(0).mean(-1)
 
     def _kl(self, mean, logvar, lengths):
         """KL of every posterior t = 0..L to its predecessor (N(0, I) before t = 0)."""

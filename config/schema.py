@@ -100,6 +100,9 @@ _add(g, "num_processes", "int", 16, "number of env copies stepped as one batch",
 _add(g, "seed", "int", 73, "random seed (python, numpy, torch, env task generators)", low=0, high=2**63 - 1)
 _add(g, "num_seeds", "int", 1, "S: train seeds seed, seed+1, ..., seed+S-1 in one process (VariBAD loop; their policies and "
      "belief encoders step as one batched computation; one run dir per seed inside the run dir)", low=1, high=4096)
+_add(g, "stack_seed_updates", "bool", True, "with --num_seeds: the seeds' VAE updates as one computation on stacked "
+     "parameters where built (GRU encoder, multi-head reward decoder, overlapped updates; same maths, other "
+     "float rounding); false: one update per seed, bit for bit a single run's")
 _add(g, "exp_label", "str", "varibad", "label of the run (first part of the run dir name)", rule="name")
 _add(g, "results_log_dir", "str", "logs", "root folder of run dirs", rule="nonempty")
 _add(g, "device", "str", "auto", "cpu | cuda | auto", choices=("cpu", "cuda", "auto"))

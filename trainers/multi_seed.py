@@ -6,9 +6,12 @@ logs, TensorBoard, evaluations, plots, checkpoints): a standalone run dir, so
 ``python main.py --resume <run dir>/seed_<k>`` continues that seed alone, and every analysis
 tool reads it like any run. Members own their parameters, optimiser states, normalisers, VAE
 buffer, envs and RNG streams. Per env step, the members' policies and belief encoders run as
-ONE computation on parameters stacked along a member dimension (``models/members.py``); each
-member's env step, VAE update (on its own thread), PPO update, logs, evaluation and checkpoints
-are its own code. Every member's numbers are bit for bit those of the same seed run alone
+ONE computation on parameters stacked along a member dimension (``models/members.py``), and so,
+by default (``--stack_seed_updates``), do their VAE updates where ``vae_members.stackable``
+allows (one job on one thread for all members; same mathematics, float rounding of batched
+matmuls and a written-out GRU). Each member's env step, PPO update, logs, evaluation and
+checkpoints are its own code. With ``--stack_seed_updates false`` (or a VAE that cannot be
+stacked) every member's numbers are bit for bit those of the same seed run alone
 (tests/test_multi_seed.py).
 
 The global RNG (python, numpy, torch) is per member: its state is swapped in around whatever a
@@ -19,7 +22,9 @@ One iteration:
     1. every member's components' before_iteration hooks
     2. the batched rollout: per step one act for all members, each member's env step, one
        belief step for all members, each member's storage/buffer writes
-    3. every member's update, iteration count, NaN guard, logs/evaluation/checkpoint
+    3. every member's update up to the policy step (bonuses, returns, VAE update handed in: the
+       stacked VAE job starts once all members handed theirs in and runs during 4 and the next 2)
+    4. every member's policy update, iteration count, NaN guard, logs/evaluation/checkpoint
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from trainers.base import Interrupted, _CtrlC
 from utils.checkpoint import CheckpointError, has_checkpoint, load_checkpoint_with_info
 from utils.logger import Progress, save_json
 from utils.seeding import rng_state, set_rng_state
+from vae_members import StackedUpdates, stackable
 
 
 def member_config(cfg, seed: int):
@@ -90,6 +96,15 @@ class MultiSeedTrainer:
             self.members.append(member)
             self.rng.append(rng_state())
         self.device = self.members[0].device
+        self.stacked_vae = None
+        vaes = [m.vae for m in self.members]
+        if cfg.stack_seed_updates and vaes[0] is not None:
+            why = stackable(vaes[0])
+            if why is None:
+                self.stacked_vae = StackedUpdates(vaes)
+                self.stacked_vae.attach()
+            else:
+                print(f"--num_seeds: the seeds' VAE updates run one per seed ({why})", flush=True)
         self.stop_requested = False
         frames = sum(m.frames for m in self.members)
         self.progress = Progress(cfg.num_frames * len(self.seeds), cfg.progress_bar, start_frames=frames)
@@ -167,9 +182,13 @@ class MultiSeedTrainer:
                 for c in m.components:
                     c.before_iteration(m)
         self.collect_rollout()
+        begun = []
         for k, m in enumerate(self.members):
             with self.member(k):
-                stats = m.update()
+                begun.append(m.update_begin())
+        for k, m in enumerate(self.members):
+            with self.member(k):
+                stats = m.update_policy(begun[k])
                 m.iter += 1
                 m.check_finite(stats)
                 m._on_iteration_end(stats)
