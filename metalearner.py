@@ -182,12 +182,13 @@ class MetaLearner(Trainer):
             vae.update(cfg.num_vae_updates)  # with overlap this runs during PPO and the next rollout
         return stats, kwargs
 
-    def update_policy(self, begun: tuple[dict, dict] | None = None) -> dict:
-        """The policy step on ``update_begin``'s returns, and the policy's input normalisers."""
+    def update_policy(self, begun: tuple[dict, dict] | None = None, policy_stats: dict | None = None) -> dict:
+        """The policy step on ``update_begin``'s returns (``policy_stats``: it was taken already,
+        with the other seeds' of a --num_seeds run), and the policy's input normalisers."""
         if begun is None:
             return {}
         (stats, kwargs), vae, s = begun, self.vae, self.storage
-        stats["policy"] = self.updater.update(s, **kwargs)
+        stats["policy"] = self.updater.update(s, **kwargs) if policy_stats is None else policy_stats
         if vae is not None and vae.last_stats:
             stats["vae"] = vae.last_stats  # with overlap: the update that finished during this rollout
         self.policy.update_normalisers({k: v[:-1] for k, v in s.inputs.items()})

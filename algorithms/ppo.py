@@ -111,15 +111,7 @@ class PolicyUpdater:
                         mb["latent"] = flat(recompute_latent(None))[idx]
                     mb_old_logp, mb_adv, mb_old_values, mb_returns = per_sample.index_select(1, idx)
                     value, logp, entropy = self.policy.evaluate(mb, actions.index_select(0, idx))
-                ratio = torch.exp(logp - mb_old_logp)
-                if self.algo == "ppo":
-                    surr = torch.min(ratio * mb_adv, ratio.clamp(1 - self.clip, 1 + self.clip) * mb_adv)
-                    action_loss = -surr.mean()
-                else:
-                    action_loss = -(logp * mb_adv).mean()
-                value_loss = self._value_loss(value, mb_old_values, mb_returns)
-                entropy_mean = entropy.mean()
-                loss = self.value_coef * value_loss + action_loss - self.entropy_coef * entropy_mean
+                loss, row = self._loss(value, logp, entropy, mb_old_logp, mb_adv, mb_old_values, mb_returns)
                 if extra_loss is not None:
                     loss = loss + extra_loss()
                 if minibatch_loss is not None:
@@ -138,13 +130,33 @@ class PolicyUpdater:
                 self.optimiser.step()
                 if extra_optimiser is not None:
                     extra_optimiser.step()
-                with torch.no_grad():
-                    sums += torch.stack([value_loss, action_loss, entropy_mean, (mb_old_logp - logp).mean(),
-                                         ((ratio - 1).abs() > self.clip).float().mean()])
+                sums += row
                 n_updates += 1
-        stats = dict(zip(("value_loss", "action_loss", "dist_entropy", "approx_kl", "clipfrac"), sums.tolist()))
-        if aux_sum is not None:
-            stats["aux_loss"] = float(aux_sum)
+        return self._finish(sums.tolist(), n_updates, None if aux_sum is None else float(aux_sum))
+
+    def _loss(self, value, logp, entropy, old_logp, adv, old_values, returns):
+        """The minibatch loss and its row of stats (value_loss, action_loss, dist_entropy,
+        approx_kl, clipfrac); inputs [..., B]: with a leading member dimension, one loss and one
+        stats column per member."""
+        ratio = torch.exp(logp - old_logp)
+        if self.algo == "ppo":
+            surr = torch.min(ratio * adv, ratio.clamp(1 - self.clip, 1 + self.clip) * adv)
+            action_loss = -surr.mean(-1)
+        else:
+            action_loss = -(logp * adv).mean(-1)
+        value_loss = self._value_loss(value, old_values, returns)
+        entropy_mean = entropy.mean(-1)
+        loss = self.value_coef * value_loss + action_loss - self.entropy_coef * entropy_mean
+        with torch.no_grad():
+            row = torch.stack([value_loss, action_loss, entropy_mean, (old_logp - logp).mean(-1),
+                               ((ratio - 1).abs() > self.clip).float().mean(-1)])
+        return loss, row
+
+    def _finish(self, sums: list, n_updates: int, aux: float | None = None) -> dict:
+        """The update's stats from the summed rows; the learning-rate schedule steps."""
+        stats = dict(zip(("value_loss", "action_loss", "dist_entropy", "approx_kl", "clipfrac"), sums))
+        if aux is not None:
+            stats["aux_loss"] = aux
         if self.scheduler is not None:
             self.scheduler.step()
         out = {k: v / n_updates for k, v in stats.items()}
@@ -154,11 +166,23 @@ class PolicyUpdater:
     def _value_loss(self, value, old_value, ret):
         err = F.smooth_l1_loss if self.huber else F.mse_loss
         if not self.clipped_value:
-            return 0.5 * err(value, ret) if not self.huber else err(value, ret)
+            return (0.5 if not self.huber else 1.0) * err(value, ret, reduction="none").mean(-1)
         clipped = old_value + (value - old_value).clamp(-self.clip, self.clip)
         a = err(value, ret, reduction="none")
         b = err(clipped, ret, reduction="none")
-        return (0.5 if not self.huber else 1.0) * torch.max(a, b).mean()
+        return (0.5 if not self.huber else 1.0) * torch.max(a, b).mean(-1)
+
+    def _prepared(self, storage: RolloutStorage):
+        """The fast path's rows for one update: (prepared inputs, per-sample scalars [4, T*N]:
+        old log-probs, normalised advantages, old values, returns, and actions), all [T*N, ...]."""
+        T, N = storage.num_steps, storage.num_envs
+        flat = lambda x: x.reshape(T * N, *x.shape[2:])  # noqa: E731
+        old_values, returns = flat(storage.values[:-1]), flat(storage.returns)
+        adv = returns - old_values
+        adv = (adv - adv.mean()) / (adv.std() + 1e-5)
+        rows = self.policy.evaluator()[0]({k: flat(v[:-1]) for k, v in storage.inputs.items()})
+        return rows, torch.stack([flat(storage.log_probs), adv, old_values, returns]), flat(storage.actions)
+
 
     def set_lr(self, lr: float) -> None:
         """A new base learning rate (e.g. on resume); with annealing, the schedule continues from it."""
@@ -180,3 +204,43 @@ class PolicyUpdater:
         self.optimiser.load_state_dict(state["optimiser"])
         if self.scheduler and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
+
+
+def update_members(updaters: list[PolicyUpdater], storages: list[RolloutStorage], evaluate,
+                   generators: list[torch.Generator]) -> list[dict]:
+    """``PolicyUpdater.update`` (plain PPO/A2C, the fast path: no extra losses, no latents
+    recomputed) of S members at once -- the runs of a ``--num_seeds`` run. Per minibatch ONE
+    forward and backward for all members (``evaluate``: ``models.policy.members_evaluator``),
+    then each member's own clipping and optimiser step. Member s draws its minibatch permutations
+    from ``generators[s]`` (what its own run draws from its global RNG); its gradient is that of
+    its own loss (the sum of the members' losses is backpropagated; no op mixes members)."""
+    u0, S = updaters[0], len(updaters)
+    prepared = [u._prepared(s) for u, s in zip(updaters, storages)]
+    rows = {k: torch.stack([p[0][k] for p in prepared]) for k in prepared[0][0]}   # [S, T*N, d]
+    per_sample = torch.stack([p[1] for p in prepared], 1)                       # [4, S, T*N]
+    actions = torch.stack([p[2] for p in prepared])                             # [S, T*N, ...]
+    n, device = actions.shape[1], actions.device
+    sums = torch.zeros(5, S, device=device)
+    n_updates = 0
+    for _ in range(u0.epochs):
+        perm = torch.stack([torch.randperm(n, generator=g, device=device) for g in generators])  # [S, T*N]
+
+        def take(x, dim, perm=perm):  # the rows of every member's permutation, split into minibatches along dim
+            idx = perm.view(*(1,) * (dim - 1), S, n, *(1,) * (x.dim() - dim - 1)).expand_as(x)
+            return x.gather(dim, idx).chunk(u0.minibatches, dim)
+        epoch_rows = {k: take(v, 1) for k, v in rows.items()}
+        epoch_per_sample, epoch_actions = take(per_sample, 2), take(actions, 1)
+        for i in range(len(epoch_actions)):
+            value, logp, entropy = evaluate({k: v[i] for k, v in epoch_rows.items()}, epoch_actions[i])
+            loss, row = u0._loss(value, logp, entropy, *epoch_per_sample[i])
+            for u in updaters:
+                for p in u._params:
+                    p.grad = None
+            loss.sum().backward()
+            for u in updaters:
+                if u.max_grad_norm:
+                    nn.utils.clip_grad_norm_(u._policy_params, u.max_grad_norm)
+                u.optimiser.step()
+            sums += row
+            n_updates += 1
+    return [u._finish(col, n_updates) for u, col in zip(updaters, sums.t().tolist())]

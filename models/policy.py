@@ -127,23 +127,25 @@ class Policy(nn.Module):
         return actor_out, value.squeeze(-1)
 
     # ---- distributions (written out: torch.distributions adds validation overhead) -----
-    def log_prob(self, actor_out, action):
+    def log_prob(self, actor_out, action, logstd=None):
+        """log pi(action) [...] of actor outputs [..., A]; ``logstd``: the parameter to use (default
+        this policy's; ``members_evaluator`` passes the members' stacked as [S, 1, A])."""
         if self.discrete:
-            return F.log_softmax(actor_out, -1).gather(-1, action.long().reshape(-1, 1)).squeeze(-1)
+            return F.log_softmax(actor_out, -1).gather(-1, action.long().reshape(*actor_out.shape[:-1], 1)).squeeze(-1)
         mean = torch.tanh(actor_out) if self.tanh_mean else actor_out
-        logstd = self.logstd.clamp_min(math.log(1e-6))
+        logstd = (self.logstd if logstd is None else logstd).clamp_min(math.log(1e-6))
         lp = (-0.5 * ((action - mean) / logstd.exp()).pow(2) - logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
         if self.tanh_squash:  # change of variables for a = tanh(u)
             lp = lp - (2 * (math.log(2) - action - F.softplus(-2 * action))).sum(-1)
         return lp
 
-    def _entropy(self, actor_out):
+    def _entropy(self, actor_out, logstd=None):
         if self.discrete:
             logp = F.log_softmax(actor_out, -1)
             return -(logp.exp() * logp).sum(-1)
-        logstd = self.logstd.clamp_min(math.log(1e-6))
+        logstd = (self.logstd if logstd is None else logstd).clamp_min(math.log(1e-6))
         # Gaussian entropy (for tanh-squashed actions this is the usual pre-squash proxy)
-        return (logstd + 0.5 * math.log(2 * math.pi * math.e)).sum().expand(actor_out.shape[0])
+        return (logstd + 0.5 * math.log(2 * math.pi * math.e)).sum(-1).expand(actor_out.shape[:-1])
 
     def act(self, inputs: dict[str, torch.Tensor], deterministic: bool = False) -> ActResult:
         """Sample (or take the mode of) an action. Only the actor runs: values and
@@ -234,6 +236,39 @@ def mirrored(policy: Policy) -> bool:
     if type(policy.body) is not MLPActorCritic or policy.cond_part is not None or policy.use_task:
         return False
     return not any(p in policy.embedders and policy.embedders[p].fc is None for p in policy.parts_in)
+
+
+def members_evaluator(policies: list[Policy]):
+    """The ``evaluate`` of ``Policy.evaluator`` for S policies of one architecture at once (the
+    members of a ``--num_seeds`` run), WITH gradients to every member's own parameters: rows
+    [S, B, .] of the members' prepared inputs and actions [S, B, ...] -> (value, log-prob,
+    entropy), each [S, B]. The parameters are stacked at every call (they change after each
+    optimiser step). Same mathematics as each member's own; batched matmuls round differently."""
+    first = policies[0]
+    stack = lambda get: torch.stack([get(p) for p in policies])  # noqa: E731
+    linear = lambda x, w, b: torch.baddbmm(b[:, None], x, w.transpose(1, 2))  # noqa: E731
+    embedded = [(p, p in first.embedders) for p in first.parts_in]
+    plain = not any(e for _, e in embedded)
+    act_fn, n_layers = first.body.act, len(first.body.actor)
+
+    def layer(get_module):
+        return stack(lambda p: get_module(p).weight), stack(lambda p: get_module(p).bias)
+
+    def evaluate(rows: dict[str, torch.Tensor], actions: torch.Tensor):
+        if plain:
+            a = c = rows["base"]
+        else:
+            feats = [first.embedders[name].act(linear(rows[name], *layer(lambda p, name=name: p.embedders[name].fc)))
+                     if emb else rows[name] for name, emb in embedded]
+            a = c = feats[0] if len(feats) == 1 else torch.cat(feats, -1)
+        for i in range(n_layers):
+            a = act_fn(linear(a, *layer(lambda p, i=i: p.body.actor[i])))
+            c = act_fn(linear(c, *layer(lambda p, i=i: p.body.critic[i])))
+        actor_out = linear(a, *layer(lambda p: p.body.actor_head))
+        value = linear(c, *layer(lambda p: p.body.value_head)).squeeze(-1)
+        logstd = None if first.discrete else stack(lambda p: p.logstd)[:, None]
+        return value, first.log_prob(actor_out, actions, logstd), first._entropy(actor_out, logstd)
+    return evaluate
 
 
 def acting_fn(policies: list[Policy], generators: list[torch.Generator] | None = None):

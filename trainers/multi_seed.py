@@ -35,7 +35,8 @@ import torch
 
 from agent import BeliefUpdater
 from models import members
-from models.policy import ActResult, acting_fn, mirrored
+from algorithms.ppo import update_members
+from models.policy import ActResult, acting_fn, members_evaluator, mirrored
 from trainers import trainer_class
 from trainers.base import Interrupted, _CtrlC
 from utils.checkpoint import CheckpointError, has_checkpoint, load_checkpoint_with_info
@@ -186,13 +187,26 @@ class MultiSeedTrainer:
         for k, m in enumerate(self.members):
             with self.member(k):
                 begun.append(m.update_begin())
+        policy_stats = self._stacked_policy_updates(begun)
         for k, m in enumerate(self.members):
             with self.member(k):
-                stats = m.update_policy(begun[k])
+                stats = m.update_policy(begun[k], policy_stats[k])
                 m.iter += 1
                 m.check_finite(stats)
                 m._on_iteration_end(stats)
         self.progress.update(sum(m.frames for m in self.members), self.progress_info())
+
+    def _stacked_policy_updates(self, begun: list) -> list:
+        """Every member's policy update as one (``algorithms.ppo.update_members``) where stacking is
+        on and no component adds to the loss; else [None] * S (each member updates its own)."""
+        ms = self.members
+        if not self.cfg.stack_seed_updates or any(b is None or b[1] for b in begun):
+            return [None] * len(ms)
+        gens = self._generators()
+        stats = update_members([m.updater for m in ms], [m.storage for m in ms],
+                               members_evaluator([m.policy for m in ms]), gens)
+        self._keep_generators(gens)
+        return stats
 
     def progress_info(self) -> str:
         rets = [m.last_eval.get("returns") for m in self.members]
