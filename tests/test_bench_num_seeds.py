@@ -20,6 +20,13 @@ def test_summary_medians_and_per_pair_ratios():
     assert out["errors"] == ["exit 1: boom"]
 
 
+def test_summary_of_separate_updates_is_apart():
+    runs = [{"pair": 0, "num_seeds": 1, "fps": 100.0}, {"pair": 0, "num_seeds": 8, "fps": 300.0},
+            {"pair": 0, "num_seeds": 8, "separate": True, "fps": 150.0}]
+    out = bns.summary(runs, 8)
+    assert out["ratio"] == 3.0 and out["ratio_separate"] == 1.5 and out["fps_8_seeds_separate"] == 150.0
+
+
 def test_summary_without_any_pair_has_no_ratio():
     assert bns.summary([{"pair": 0, "num_seeds": 1, "na": "unknown option"}], 4)["ratio"] is None
 

@@ -24,7 +24,9 @@ One iteration:
        belief step for all members, each member's storage/buffer writes
     3. every member's update up to the policy step (bonuses, returns, VAE update handed in: the
        stacked VAE job starts once all members handed theirs in and runs during 4 and the next 2)
-    4. every member's policy update, iteration count, NaN guard, logs/evaluation/checkpoint
+    4. the members' policy updates as one, then each member's iteration count, NaN guard,
+       logs/evaluation/checkpoint (with --stack_seed_updates false, 3 and 4 are each member's
+       whole ``update`` in turn)
 """
 from __future__ import annotations
 
@@ -183,14 +185,18 @@ class MultiSeedTrainer:
                 for c in m.components:
                     c.before_iteration(m)
         self.collect_rollout()
-        begun = []
+        if self.cfg.stack_seed_updates:
+            begun = []
+            for k, m in enumerate(self.members):
+                with self.member(k):
+                    begun.append(m.update_begin())
+            policy_stats = self._stacked_policy_updates(begun)
+            update = lambda k, m: m.update_policy(begun[k], policy_stats[k])  # noqa: E731
+        else:  # each seed's whole update in turn, as in its single run (its VAE thread starts before the next seed's)
+            update = lambda k, m: m.update()  # noqa: E731
         for k, m in enumerate(self.members):
             with self.member(k):
-                begun.append(m.update_begin())
-        policy_stats = self._stacked_policy_updates(begun)
-        for k, m in enumerate(self.members):
-            with self.member(k):
-                stats = m.update_policy(begun[k], policy_stats[k])
+                stats = update(k, m)
                 m.iter += 1
                 m.check_finite(stats)
                 m._on_iteration_end(stats)
@@ -200,7 +206,7 @@ class MultiSeedTrainer:
         """Every member's policy update as one (``algorithms.ppo.update_members``) where stacking is
         on and no component adds to the loss; else [None] * S (each member updates its own)."""
         ms = self.members
-        if not self.cfg.stack_seed_updates or any(b is None or b[1] for b in begun):
+        if any(b is None or b[1] for b in begun):
             return [None] * len(ms)
         gens = self._generators()
         stats = update_members([m.updater for m in ms], [m.storage for m in ms],
