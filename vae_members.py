@@ -190,7 +190,8 @@ def stacked_steps(vaes: list[VAE], batches: list[list]) -> list[dict]:
     stats = [{} for _ in vaes]
     for step in range(len(batches[0])):
         batch = _side_by_side([b[step] for b in batches])
-        if batch is None:  # trajectories of different lengths: this step one seed at a time
+        if batch is None or any(v.frozen for v in vaes):  # trajectories of different lengths, or a
+            # VAE frozen since (--delayed_freeze): this step one seed at a time, as in a single run
             for v, b, st in zip(vaes, batches, stats):
                 st.update(v._steps([b[step]]))
             continue

@@ -98,6 +98,11 @@ def test_stacked_vae_steps_equal_separate_steps_up_to_rounding(tiny_cfg, tmp_pat
         for name in want[k]:
             assert got[k][name] == pytest.approx(want[k][name], rel=1e-5, abs=1e-6), name
     assert got[0]["sum"] != got[1]["sum"]  # each seed its own loss
+    for v in va:  # frozen later in a run (--delayed_freeze): the losses are computed, nothing moves
+        v.frozen = True
+    frozen = [_params(m) for m in a.members]
+    stacked_steps(va, [[v.buffer.sample(v.cfg.vae_batch_num_trajs, v.generator)] for v in va])
+    assert all(torch.equal(_params(m), p) for m, p in zip(a.members, frozen))
 
 
 @pytest.mark.parametrize("case", ["gridworld", "treasure_hyperx"])
