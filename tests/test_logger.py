@@ -190,6 +190,8 @@ def test_progress_prints_its_first_line_at_once_when_piped(capsys):
     assert "10/1,000 frames" in first and first.endswith("\n")
     p.update(20)  # then once a minute
     assert capsys.readouterr().err == ""
+    p.update(1000, "return 2.0")  # ... and the end of the run at once
+    assert "[100.0%] 1,000/1,000 frames" in capsys.readouterr().err
     Progress(1000, enabled=False).update(10)
     assert capsys.readouterr().err == ""
 

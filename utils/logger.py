@@ -289,7 +289,7 @@ def save_json(obj, path: str) -> None:
 class Progress:
     """Frames, fps, ETA and the latest returns on stderr: a redrawn status line on a
     terminal (at most 4x/s), a plain line every 60 s otherwise (nohup, CI, log files); the first
-    line is written at the first update either way."""
+    line is written at the first update and the last one when all frames are done, either way."""
 
     def __init__(self, total_frames: int, enabled: bool = True, start_frames: int = 0):
         self.total, self.enabled = total_frames, enabled
@@ -305,8 +305,8 @@ class Progress:
         if info is not None:
             self.info = info
         now = time.time()
-        if not self.enabled or now - self.last_draw < (0.25 if self.tty else 60.0):
-            return
+        if not self.enabled or (frames < self.total and now - self.last_draw < (0.25 if self.tty else 60.0)):
+            return  # the last update (all frames done) always draws: a run's log ends at 100%
         self.last_draw = now
         frac = min(frames / max(self.total, 1), 1.0)
         fps = self.fps(frames)
