@@ -117,11 +117,9 @@ class MetaLearner(Trainer):
         """Step the envs with the chosen actions."""
         env = self.env
         obs, reward, done, info = env.step(act.env_action)
-        any_done = None
-        if self.vae is not None:
-            any_done = getattr(env, "any_done", None)  # bool(done.any()) as the BAMDP wrapper knows it
-            if any_done is None:
-                any_done = bool(done.any())
+        any_done = None if self.vae is None else getattr(env, "any_done", None)  # as the BAMDP wrapper knows it
+        if self.vae is not None and any_done is None:
+            any_done = bool(done.any())
         return SimpleNamespace(act=act, obs=obs, reward=reward, done=done, info=info, next_obs=info["next_obs"],
                                enc_action=self.agent.encoder_action(act.action), any_done=any_done, belief=None)
 
@@ -168,10 +166,7 @@ class MetaLearner(Trainer):
             return None
         stats: dict = {}
         if vae is not None and cfg.pretrain_len and not self.vae_pretrained and vae.ready():
-            vae.update(cfg.pretrain_len)
-            stats["vae_pretrain"] = vae.wait()
-            vae.sync_acting_encoder()
-            self.vae_pretrained = True
+            stats["vae_pretrain"], self.vae_pretrained = vae.pretrain(cfg.pretrain_len), True
         for c in self.components:
             stats.update(c.after_rollout(self))
         with torch.no_grad():
@@ -182,9 +177,8 @@ class MetaLearner(Trainer):
             vae.update(cfg.num_vae_updates)  # with overlap this runs during PPO and the next rollout
         return stats, kwargs
 
-    def update_policy(self, begun: tuple[dict, dict] | None = None, policy_stats: dict | None = None) -> dict:
-        """The policy step on ``update_begin``'s returns (``policy_stats``: it was taken already,
-        with the other seeds' of a --num_seeds run), and the policy's input normalisers."""
+    def update_policy(self, begun: tuple[dict, dict] | None, policy_stats: dict | None = None) -> dict:
+        """The policy step (``policy_stats``: already taken, with all seeds of a --num_seeds run); normalisers."""
         if begun is None:
             return {}
         (stats, kwargs), vae, s = begun, self.vae, self.storage
@@ -212,12 +206,10 @@ class MetaLearner(Trainer):
 
     def log_diagnostics(self) -> None:
         add, it, s = self.reporter.add, self.iter, self.storage
-        add("environment/state_max", s.next_obs.max(), it)
-        add("environment/state_min", s.next_obs.min(), it)
-        add("environment/rew_max", s.rewards_raw.max(), it)
-        add("environment/rew_min", s.rewards_raw.min(), it)
-        add("policy/value", s.values.mean(), it)
-        add("policy/action_logprob", s.log_probs.mean(), it)
+        for name, value in (("environment/state_max", s.next_obs.max()), ("environment/state_min", s.next_obs.min()),
+                            ("environment/rew_max", s.rewards_raw.max()), ("environment/rew_min", s.rewards_raw.min()),
+                            ("policy/value", s.values.mean()), ("policy/action_logprob", s.log_probs.mean())):
+            add(name, value, it)
         if not self.spec.discrete:
             add("policy/action_logstd", self.policy.logstd.detach().mean(), it)
         if "latent" in s.inputs:
@@ -249,8 +241,7 @@ class MetaLearner(Trainer):
         self.updater.load_state_dict(state["updater"])
         self.updater.set_lr(self.cfg.lr_policy)  # a resume may lower the learning rates (NaN recovery)
         if self.vae is not None:
-            for group in self.vae.optimiser.param_groups:
-                group["lr"] = self.cfg.lr_vae
+            self.vae.set_lr(self.cfg.lr_vae)
         for c in self.components:
             if c.state_key:
                 c.load_state_dict(state[c.state_key])

@@ -363,6 +363,18 @@ class VAE:
             self._pairs_helper = time.perf_counter() - t0 > 1e-3  # the main thread waited for it
         return self.last_stats
 
+    def pretrain(self, num_updates: int) -> dict:
+        """``num_updates`` VAE-only steps before RL starts (waited for; the acting encoder catches up)."""
+        self.update(num_updates)
+        stats = self.wait()
+        self.sync_acting_encoder()
+        return stats
+
+    def set_lr(self, lr: float) -> None:
+        """A new learning rate (a resume may lower it: NaN recovery)."""
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+
     def sync_acting_encoder(self) -> None:
         """Overlap mode: the policy's encoder catches up with the trained one (after a rollout)."""
         if self.overlap:

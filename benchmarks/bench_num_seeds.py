@@ -48,7 +48,7 @@ def summary(runs: list[dict], seeds: int) -> dict:
         return "separate" if r.get("separate") else r["num_seeds"]
     out = {"errors": [r.get("error") or r.get("na") for r in runs if "fps" not in r]}
     for variant, name in ((seeds, ""), ("separate", "_separate")):
-        if not any(key(r) == variant for r in runs) and variant == "separate":
+        if variant == "separate" and not any(r.get("separate") for r in runs):
             continue
         fps = {v: [r["fps"] for r in runs if key(r) == v and "fps" in r] for v in (1, variant)}
         ratios = []

@@ -1,5 +1,6 @@
 """Whole-loop tests: determinism, resume == uninterrupted, and run-dir contents."""
 import json
+import math
 import os
 
 import pytest
@@ -107,3 +108,21 @@ def test_vae_buffer_segments_survive_a_kill_after_writing_and_fall_back(tiny_cfg
     resumed = MetaLearner(tiny_cfg("gridworld_varibad", num_frames=768, **kw), run, resume=True)
     resumed.train()
     assert torch.equal(_params(resumed), _params(full))
+
+
+def test_pretrain_len_trains_the_vae_once_before_the_first_policy_update(tiny_cfg, tmp_path):
+    """--pretrain_len k: k VAE-only steps at the first update (logged as vae_pretrain), the acting
+    encoder caught up with them, and never again."""
+    learner = MetaLearner(tiny_cfg("gridworld_varibad", pretrain_len=3), str(tmp_path / "run"))
+    enc = lambda e: torch.cat([p.detach().flatten() for p in e.parameters()])  # noqa: E731
+    before = enc(learner.vae.encoder)
+    for _ in range(10):  # until the VAE buffer holds a finished trajectory
+        learner.collect_rollout()
+        stats = learner.update()
+        if learner.vae_pretrained:
+            break
+        assert "vae_pretrain" not in stats
+    assert learner.vae_pretrained and math.isfinite(stats["vae_pretrain"]["sum"])
+    assert not torch.equal(enc(learner.vae.acting_encoder), before)  # the policy acts with the pretrained one
+    learner.collect_rollout()
+    assert "vae_pretrain" not in learner.update()
