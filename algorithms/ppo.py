@@ -7,6 +7,7 @@ never calls back into it (VariBAD's PPO did).
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import torch
@@ -222,6 +223,7 @@ def update_members(updaters: list[PolicyUpdater], storages: list[RolloutStorage]
     n, device = actions.shape[1], actions.device
     sums = torch.zeros(5, S, device=device)
     n_updates = 0
+    merged = _MergedSteps.of(updaters)
     for _ in range(u0.epochs):
         perm = torch.stack([torch.randperm(n, generator=g, device=device) for g in generators])  # [S, T*N]
 
@@ -237,10 +239,63 @@ def update_members(updaters: list[PolicyUpdater], storages: list[RolloutStorage]
                 for p in u._params:
                     p.grad = None
             loss.sum().backward()
-            for u in updaters:
-                if u.max_grad_norm:
-                    nn.utils.clip_grad_norm_(u._policy_params, u.max_grad_norm)
-                u.optimiser.step()
+            if merged is None:
+                for u in updaters:
+                    if u.max_grad_norm:
+                        nn.utils.clip_grad_norm_(u._policy_params, u.max_grad_norm)
+                    u.optimiser.step()
+            else:
+                merged.step()
             sums += row
             n_updates += 1
     return [u._finish(col, n_updates) for u, col in zip(updaters, sums.t().tolist())]
+
+
+class _MergedSteps:
+    """The members' gradient clipping and Adam steps as one foreach norm, one foreach multiply
+    and one fused Adam call for all members (instead of S of each): the same numbers as member
+    by member (every op is per tensor; a member's clipping factor comes from its own norms).
+    Built per update around the members' own optimiser states, so a member's optimiser (its
+    checkpoint, its resume) stays the single run's."""
+
+    def __init__(self, updaters: list[PolicyUpdater]):
+        self.max_norm = updaters[0].max_grad_norm
+        self.params = [u._params for u in updaters]
+        group = dict(updaters[0].optimiser.param_groups[0])
+        group.pop("params")
+        merged = torch.optim.Adam([p for ps in self.params for p in ps], **group)
+        for u, ps in zip(updaters, self.params):
+            for p in ps:
+                merged.state[p] = u.optimiser.state[p]  # the same dicts: Adam fills and steps them in place
+        self.optimiser = merged
+
+    @staticmethod
+    def of(updaters: list[PolicyUpdater]) -> "_MergedSteps | None":
+        """None unless every member runs fused Adam with one parameter group and the same
+        hyperparameters (learning rate included) and clips by the same norm, or none clips."""
+        first = updaters[0].optimiser
+
+        def hyper(opt):
+            return {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+        if not (isinstance(first, torch.optim.Adam) and first.defaults.get("fused")):
+            return None
+        if any(len(u.optimiser.param_groups) != 1 or type(u.optimiser) is not type(first)
+               or hyper(u.optimiser) != hyper(first) or u.max_grad_norm != updaters[0].max_grad_norm
+               or list(map(id, u._params)) != list(map(id, u._policy_params)) for u in updaters):
+            return None
+        return _MergedSteps(updaters)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self.max_norm:
+            grads = [[p.grad for p in ps if p.grad is not None] for ps in self.params]
+            flat = [g for gs in grads for g in gs]
+            norms = torch._foreach_norm(flat, 2.0)
+            if len({len(gs) for gs in grads}) == 1:  # each member's total norm as clip_grad_norm_ computes it
+                totals = torch.linalg.vector_norm(torch.stack(norms).view(len(grads), -1), 2.0, dim=1)
+            else:
+                at = [0, *itertools.accumulate(len(gs) for gs in grads)]
+                totals = torch.stack([torch.linalg.vector_norm(torch.stack(norms[i:j]), 2.0) for i, j in zip(at, at[1:])])
+            coef = torch.clamp(self.max_norm / (totals + 1e-6), max=1.0)
+            torch._foreach_mul_(flat, [coef[s] for s, gs in enumerate(grads) for _ in gs])
+        self.optimiser.step()

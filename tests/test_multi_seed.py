@@ -155,6 +155,54 @@ def test_stacked_policy_updates_equal_separate_updates_up_to_rounding(env_type, 
             assert got[k][name] == pytest.approx(want[name], rel=1e-4, abs=1e-6), name
 
 
+@pytest.mark.parametrize("env_type", ["gridworld_varibad", "pointrobot_varibad"])
+def test_merged_clip_and_adam_steps_equal_each_members_own_bit_for_bit(env_type, tiny_cfg, tmp_path):
+    """algorithms.ppo._MergedSteps (one foreach norm, one foreach multiply, one fused Adam for all
+    members) against each member's clip_grad_norm_ + optimiser.step on the same gradients, over
+    several steps (the first creates the Adam states): the same parameters and the same
+    optimiser states in each member's own optimiser (what its checkpoint holds), bit for bit.
+    Gradients scaled so that some members are clipped and some are not."""
+    from algorithms.ppo import _MergedSteps
+
+    cfg = tiny_cfg(env_type, num_seeds=3, num_frames=128, seed=3, stack_seed_updates=False)
+    a, b = (MultiSeedTrainer(cfg, str(tmp_path / name)) for name in ("a", "b"))
+    ua, ub = [m.updater for m in a.members], [m.updater for m in b.members]
+    assert ua[0].max_grad_norm
+    gen = torch.Generator().manual_seed(0)
+    for step in range(3):
+        for k, (x, y) in enumerate(zip(ua, ub)):
+            for p, q in zip(x._params, y._params):
+                g = torch.randn(p.shape, generator=gen) * (0.01 if k == 1 else 10.0)
+                p.grad, q.grad = g.clone(), g.clone()
+        merged = _MergedSteps.of(ua)
+        assert merged is not None
+        merged.step()
+        for y in ub:
+            torch.nn.utils.clip_grad_norm_(y._policy_params, y.max_grad_norm)
+            y.optimiser.step()
+        for x, y in zip(ua, ub):
+            for p, q in zip(x._params, y._params):
+                assert torch.equal(p, q) and torch.equal(p.grad, q.grad)
+            sa, sb = x.optimiser.state_dict()["state"], y.optimiser.state_dict()["state"]
+            assert sa.keys() == sb.keys() and len(sa) == len(x._params)
+            for i in sa:
+                for key in sb[i]:
+                    assert torch.equal(sa[i][key], sb[i][key]), (step, i, key)
+
+
+def test_merged_steps_only_where_the_members_share_hyperparameters(tiny_cfg, tmp_path):
+    from algorithms.ppo import _MergedSteps
+
+    m = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_seeds=2, num_frames=128), str(tmp_path / "r"))
+    updaters = [x.updater for x in m.members]
+    assert _MergedSteps.of(updaters) is not None
+    updaters[1].optimiser.param_groups[0]["lr"] *= 0.5
+    assert _MergedSteps.of(updaters) is None
+    updaters[1].optimiser.param_groups[0]["lr"] *= 2.0
+    updaters[1].max_grad_norm = 1.0 + (updaters[0].max_grad_norm or 0.0)
+    assert _MergedSteps.of(updaters) is None
+
+
 def test_resume_of_a_multi_seed_run_equals_uninterrupted(tiny_cfg, tmp_path):
     kw = dict(num_seeds=2, eval_interval=1000)
     full = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=512, **kw), str(tmp_path / "full"))
