@@ -10,8 +10,9 @@ layers with parameters (``StackedEncoder``, ``StackedMLP``) see the member dimen
 reductions are per seed (``_per_run``). A seed's gradient is that of its own loss: the total
 backpropagated is the sum of the seeds' losses, and no op mixes seeds.
 
-Same mathematics as separate updates, not the same rounding: the GRU is written out
-(``torch.nn.GRU`` runs a fused kernel) and the linear layers are batched matmuls. Built for the
+Same mathematics as separate updates, not the same rounding: the GRU is
+``models.members.gru_sequence`` (its own backward through time; ``torch.nn.GRU`` runs a fused
+kernel) and the linear layers are batched matmuls. Built for the
 GRU encoder with a multi-head reward decoder (GridNavi-style) and no subsampling, truncated
 BPTT, pretraining, frozen VAE or reward-target scaling; ``stackable`` says which, and the
 others keep one update per seed (bit for bit a single run's).
@@ -23,6 +24,7 @@ import threading
 
 import torch
 
+from models import members
 from models.common import Posterior
 from models.encoder import RNNEncoder
 from vae import VAE
@@ -118,19 +120,9 @@ class StackedEncoder:
         x = torch.cat([act(_linear(_to_members(inputs[i], S), w, b)) for i, w, b, act in self.embedders], -1)
         if self.before is not None:
             x = _to_members(self.before(_from_members(x, T)), S)
-        # the input gates of every step in one product, split once (indexing a step at a time would
-        # make autograd zero-fill and add a whole [S, T, B, 3H] gradient per step)
-        gi = _linear(x, self.w_ih, self.b_ih).view(S, T, B, 3 * H).unbind(1)
-        h = x.new_zeros(S, B, H)
-        hs = [h]
-        for t in range(T):  # torch's GRU: r, z, n gates; h' = (1 - z) * n + z * h
-            ir, iz, i_n = gi[t].chunk(3, -1)
-            hr, hz, h_n = _linear(h, self.w_hh, self.b_hh).chunk(3, -1)
-            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-            n = torch.tanh(i_n + r * h_n)
-            h = n + z * (h - n)
-            hs.append(h)
-        out = torch.stack(hs, 1).view(S, (T + 1) * B, H)              # [S, (T+1) * B, H], prior first
+        # the input gates of every step in one product; the recurrence with its own backward pass
+        gi = _linear(x, self.w_ih, self.b_ih).view(S, T, B, 3 * H)
+        out = members.gru_sequence(gi, self.w_hh, self.b_hh).reshape(S, (T + 1) * B, H)  # prior first
         top = _to_members(self.after(_from_members(out, T + 1)), S) if self.after is not None else out
         heads = _from_members(_linear(top, self.fc_w, self.fc_b), T + 1)  # [T+1, S * B, 2z]
         z = self.latent_dim

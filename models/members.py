@@ -67,6 +67,67 @@ def gru_cell(x: torch.Tensor, h: torch.Tensor, w_ih, w_hh, b_ih, b_hh) -> torch.
     return (h - n).mul_(z).add_(n)
 
 
+class _GRUSequence(torch.autograd.Function):
+    """The hidden states of S members' GRUs over whole sequences from a zero state, with the
+    backward pass through time written out: per step one batched matmul and a few elementwise
+    ops (autograd's would record ~25 per step), and the hidden weights' gradient as ONE matmul
+    over all steps at the end. Same mathematics as torch's GRU (r, z, n gates); float rounding
+    of its own (``h' = lerp(n, h, z)``)."""
+
+    @staticmethod
+    def forward(ctx, gi, w_hh, b_hh):
+        S, T, B, H3 = gi.shape
+        H = H3 // 3
+        hs = gi.new_zeros(T + 1, S, B, H)   # time-major: every step's slice is contiguous
+        gh = gi.new_empty(T, S, B, H3)      # h W_hh^T + b_hh of every step
+        rz = gi.new_empty(T, S, B, 2 * H)   # the r and z gates
+        n = gi.new_empty(T, S, B, H)
+        w_t, b = w_hh.transpose(1, 2), b_hh[:, None]
+        gi_rz, gi_n = gi[..., :2 * H].unbind(1), gi[..., 2 * H:].unbind(1)
+        gh_rz, gh_n, ghs = gh[..., :2 * H].unbind(0), gh[..., 2 * H:].unbind(0), gh.unbind(0)
+        r, z, rzs = rz[..., :H].unbind(0), rz[..., H:].unbind(0), rz.unbind(0)
+        h, ns = hs.unbind(0), n.unbind(0)
+        for t in range(T):
+            torch.baddbmm(b, h[t], w_t, out=ghs[t])
+            torch.add(gi_rz[t], gh_rz[t], out=rzs[t]).sigmoid_()
+            torch.addcmul(gi_n[t], r[t], gh_n[t], out=ns[t]).tanh_()
+            torch.lerp(ns[t], h[t], z[t], out=h[t + 1])   # n + z * (h - n)
+        ctx.save_for_backward(w_hh, hs, gh, rz, n)
+        return hs.transpose(0, 1)                           # [S, T+1, B, H], the zero state first
+
+    @staticmethod
+    def backward(ctx, grad):
+        w_hh, hs, gh, rz, n = ctx.saved_tensors
+        T, S, B, H = n.shape
+        dgh = gh.new_empty(S, T, B, 3 * H)  # d(h W_hh^T + b_hh); member-major for the weight gradient
+        drz = torch.empty_like(rz)           # d(r), d(z) before the sigmoids
+        da = gh.new_empty(S, T, B, H)        # d(the pre-tanh sum) = d(the input gate n)
+        g = grad.unbind(1)
+        dgh_t, dgh_rz, dgh_n, da_t = dgh.unbind(1), dgh[..., :2 * H].unbind(1), dgh[..., 2 * H:].unbind(1), da.unbind(1)
+        r, z, dr, dz = rz[..., :H].unbind(0), rz[..., H:].unbind(0), drz[..., :H].unbind(0), drz[..., H:].unbind(0)
+        h, ns, rzs, drzs, gh_n = hs.unbind(0), n.unbind(0), rz.unbind(0), drz.unbind(0), gh[..., 2 * H:].unbind(0)
+        dh = g[T]
+        for t in range(T - 1, -1, -1):
+            dn = torch.addcmul(dh, dh, z[t], value=-1)                     # dh * (1 - z)
+            torch.mul(dh, h[t] - ns[t], out=dz[t])
+            torch.ops.aten.tanh_backward.grad_input(dn, ns[t], grad_input=da_t[t])
+            torch.mul(da_t[t], gh_n[t], out=dr[t])
+            torch.mul(da_t[t], r[t], out=dgh_n[t])
+            torch.ops.aten.sigmoid_backward.grad_input(drzs[t], rzs[t], grad_input=dgh_rz[t])
+            dh = torch.addcmul(g[t], dh, z[t]).baddbmm_(dgh_t[t], w_hh)  # to h_{t-1}: direct + through W_hh
+        d_w = torch.bmm(dgh.view(S, T * B, 3 * H).transpose(1, 2), hs[:T].transpose(0, 1).reshape(S, T * B, H))
+        d_b = dgh.sum((1, 2))
+        dgh[..., 2 * H:] = da                # the input gates' gradient: r, z as for h's, n before r *
+        return dgh, d_w, d_b
+
+
+def gru_sequence(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """S members' GRU hidden states [S, T+1, B, H] (the zero state first) from the input gates of
+    every step ``gi`` [S, T, B, 3H] (x W_ih^T + b_ih, computed by the caller in one product) and
+    the hidden weights w_hh [S, 3H, H], b_hh [S, 3H]; differentiable in all three."""
+    return _GRUSequence.apply(gi, w_hh, b_hh)
+
+
 def plain_ops() -> SimpleNamespace:
     """The one-member versions: the tensors of the single module and the plain ops."""
     return SimpleNamespace(pick=lambda ts: ts[0], linear=F.linear, gru_cell=torch.gru_cell, row=lambda t: t)

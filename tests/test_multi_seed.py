@@ -44,6 +44,37 @@ def test_member_linear_and_gru_cell_equal_the_plain_ops_bit_for_bit():
     assert torch.equal(members.gru_cell(x, h, w, w_hh, b, b_hh), want)
 
 
+def test_gru_sequence_equals_torchs_gru_with_its_gradients():
+    """members.gru_sequence (hand-written backward through time) against each member's
+    ``torch.nn.GRU`` from a zero state, forward and every gradient (input gates' weights, hidden
+    weights and biases), in float64 so that only a mistake, not rounding, can tell them apart;
+    and in float32 to the tolerance the stacked VAE step is held to."""
+    S, T, B, I, H = 3, 7, 4, 5, 6
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        g = torch.Generator().manual_seed(1)
+        grus = [torch.nn.GRU(I, H).to(dtype) for _ in range(S)]
+        for gru in grus:
+            for p in gru.parameters():
+                p.data.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.5)
+        x = torch.randn(S, T, B, I, generator=g, dtype=dtype)
+        w_ih = torch.stack([m.weight_ih_l0 for m in grus]).detach().requires_grad_()
+        b_ih = torch.stack([m.bias_ih_l0 for m in grus]).detach().requires_grad_()
+        w_hh = torch.stack([m.weight_hh_l0 for m in grus]).detach().requires_grad_()
+        b_hh = torch.stack([m.bias_hh_l0 for m in grus]).detach().requires_grad_()
+        out_grad = torch.randn(S, T + 1, B, H, generator=g, dtype=dtype)
+        gi = (torch.einsum("stbi,sgi->stbg", x, w_ih) + b_ih[:, None, None]).contiguous()
+        hs = members.gru_sequence(gi, w_hh, b_hh)
+        (hs * out_grad).sum().backward()
+        for s, gru in enumerate(grus):
+            out, _ = gru(x[s])
+            want = torch.cat([torch.zeros(1, B, H, dtype=dtype), out])
+            torch.testing.assert_close(hs[s].detach(), want.detach(), rtol=tol, atol=tol)
+            (want * out_grad[s]).sum().backward()
+            for mine, theirs in ((w_ih, gru.weight_ih_l0), (b_ih, gru.bias_ih_l0), (w_hh, gru.weight_hh_l0),
+                                 (b_hh, gru.bias_hh_l0)):
+                torch.testing.assert_close(mine.grad[s], theirs.grad, rtol=tol, atol=tol)
+
+
 # ------------------------------------------------------------------ members == single runs
 CASES = {
     "gridworld": ("gridworld_varibad", {}),
