@@ -113,15 +113,15 @@ class MetaLearner(Trainer):
                                want=[k for k in ("next_belief", "task") if k in s.extras],  # what components asked for
                                want_post="posterior" in s.extras)
 
-    def rollout_env_step(self, act: ActResult) -> SimpleNamespace:
-        """Step the envs with the chosen actions."""
-        env = self.env
-        obs, reward, done, info = env.step(act.env_action)
-        any_done = None if self.vae is None else getattr(env, "any_done", None)  # as the BAMDP wrapper knows it
-        if self.vae is not None and any_done is None:
+    def rollout_env_step(self, act: ActResult, stepped: tuple | None = None) -> SimpleNamespace:
+        """Step the envs with the chosen actions (``stepped``: this run's (obs, reward, done, info,
+        any_done) where a --num_seeds run stepped all seeds' envs as one group)."""
+        obs, reward, done, info, any_done = stepped or (*self.env.step(act.env_action), getattr(self.env, "any_done", None))
+        if self.vae is not None and any_done is None:  # (the BAMDP wrapper knows it without a second sync)
             any_done = bool(done.any())
         return SimpleNamespace(act=act, obs=obs, reward=reward, done=done, info=info, next_obs=info["next_obs"],
-                               enc_action=self.agent.encoder_action(act.action), any_done=any_done, belief=None)
+                               enc_action=self.agent.encoder_action(act.action), belief=None,
+                               any_done=any_done if self.vae is not None else None)
 
     def rollout_record(self, run: SimpleNamespace, step: SimpleNamespace) -> None:
         """Store the step (rollout storage, VAE buffer) and assemble what the policy sees next.

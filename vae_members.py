@@ -24,6 +24,7 @@ import threading
 
 import torch
 
+from algorithms.ppo import MergedSteps
 from models import members
 from models.common import Posterior
 from models.encoder import RNNEncoder
@@ -180,6 +181,9 @@ def stacked_steps(vaes: list[VAE], batches: list[list]) -> list[dict]:
     """``VAE._steps`` of every seed (batches[s]: seed s's), the ELBOs stacked. Per update: one
     forward and backward for all seeds, then each seed's clipping and optimiser step."""
     stats = [{} for _ in vaes]
+    clips = any(v.cfg.encoder_max_grad_norm or v.cfg.decoder_max_grad_norm for v in vaes)  # per module: not merged
+    merged = None if clips else MergedSteps.of([v.optimiser for v in vaes], [v.parameters() for v in vaes],
+                                               [None] * len(vaes))
     for step in range(len(batches[0])):
         batch = _side_by_side([b[step] for b in batches])
         if batch is None or any(v.frozen for v in vaes):  # trajectories of different lengths, or a
@@ -191,8 +195,11 @@ def stacked_steps(vaes: list[VAE], batches: list[list]) -> list[dict]:
         for v in vaes:
             v.optimiser.zero_grad(set_to_none=True)
         total.sum().backward()
-        for v in vaes:
-            v.clip_and_step()
+        if merged is not None:
+            merged.step()
+        else:
+            for v in vaes:
+                v.clip_and_step()
         values = {k: t.tolist() for k, t in step_stats.items()}
         for s, st in enumerate(stats):
             st.update({k: float(vals[s]) for k, vals in values.items()})

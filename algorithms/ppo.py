@@ -223,7 +223,8 @@ def update_members(updaters: list[PolicyUpdater], storages: list[RolloutStorage]
     n, device = actions.shape[1], actions.device
     sums = torch.zeros(5, S, device=device)
     n_updates = 0
-    merged = _MergedSteps.of(updaters)
+    merged = MergedSteps.of([u.optimiser for u in updaters], [u._policy_params for u in updaters],
+                            [u.max_grad_norm for u in updaters])
     for _ in range(u0.epochs):
         perm = torch.stack([torch.randperm(n, generator=g, device=device) for g in generators])  # [S, T*N]
 
@@ -251,39 +252,37 @@ def update_members(updaters: list[PolicyUpdater], storages: list[RolloutStorage]
     return [u._finish(col, n_updates) for u, col in zip(updaters, sums.t().tolist())]
 
 
-class _MergedSteps:
-    """The members' gradient clipping and Adam steps as one foreach norm, one foreach multiply
-    and one fused Adam call for all members (instead of S of each): the same numbers as member
-    by member (every op is per tensor; a member's clipping factor comes from its own norms).
-    Built per update around the members' own optimiser states, so a member's optimiser (its
-    checkpoint, its resume) stays the single run's."""
+class MergedSteps:
+    """S members' gradient clipping and Adam steps (the runs of a --num_seeds run) as one foreach
+    norm, one foreach multiply and one fused Adam call for all members instead of S of each: the
+    same numbers as member by member (every op is per tensor; a member's clipping factor comes
+    from its own norms, as ``clip_grad_norm_`` computes it). Built per update around the members'
+    own optimiser states, so each member's optimiser (its checkpoint, its resume) stays its own."""
 
-    def __init__(self, updaters: list[PolicyUpdater]):
-        self.max_norm = updaters[0].max_grad_norm
-        self.params = [u._params for u in updaters]
-        group = dict(updaters[0].optimiser.param_groups[0])
+    def __init__(self, optimisers: list[torch.optim.Optimizer], params: list[list], max_norm: float | None):
+        self.max_norm, self.params = max_norm, params
+        group = dict(optimisers[0].param_groups[0])
         group.pop("params")
-        merged = torch.optim.Adam([p for ps in self.params for p in ps], **group)
-        for u, ps in zip(updaters, self.params):
+        merged = torch.optim.Adam([p for ps in params for p in ps], **group)
+        for opt, ps in zip(optimisers, params):
             for p in ps:
-                merged.state[p] = u.optimiser.state[p]  # the same dicts: Adam fills and steps them in place
+                merged.state[p] = opt.state[p]  # the same dicts: Adam fills and steps them in place
         self.optimiser = merged
 
     @staticmethod
-    def of(updaters: list[PolicyUpdater]) -> "_MergedSteps | None":
-        """None unless every member runs fused Adam with one parameter group and the same
-        hyperparameters (learning rate included) and clips by the same norm, or none clips."""
-        first = updaters[0].optimiser
-
+    def of(optimisers: list[torch.optim.Optimizer], params: list[list], max_norms: list) -> "MergedSteps | None":
+        """None unless every member runs fused Adam over ``params`` (one parameter group) with the
+        same hyperparameters, learning rate included, and clips by the same norm (or none does)."""
         def hyper(opt):
             return {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+        first = optimisers[0]
         if not (isinstance(first, torch.optim.Adam) and first.defaults.get("fused")):
             return None
-        if any(len(u.optimiser.param_groups) != 1 or type(u.optimiser) is not type(first)
-               or hyper(u.optimiser) != hyper(first) or u.max_grad_norm != updaters[0].max_grad_norm
-               or list(map(id, u._params)) != list(map(id, u._policy_params)) for u in updaters):
+        if any(type(o) is not type(first) or len(o.param_groups) != 1 or hyper(o) != hyper(first)
+               or list(map(id, o.param_groups[0]["params"])) != list(map(id, ps)) or n != max_norms[0]
+               for o, ps, n in zip(optimisers, params, max_norms)):
             return None
-        return _MergedSteps(updaters)
+        return MergedSteps(optimisers, params, max_norms[0])
 
     @torch.no_grad()
     def step(self) -> None:

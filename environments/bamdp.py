@@ -41,6 +41,8 @@ from environments.base import MetaEnv
 
 
 class BAMDPWrapper:
+    member_state = ("episode", "bamdp_step")  # per-copy state (environments/members.py)
+
     def __init__(self, env: MetaEnv, episodes_per_task: int, add_done_info: bool | None = None):
         if episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")

@@ -53,6 +53,10 @@ class MetaEnv:
     belief_dim: int = 0
     num_tasks: int | None = None
     task_changes: str = "reward"  # what differs between tasks: "reward" or "dynamics" (dream envs need to know)
+    # the per-copy tensors that stepping changes, where the class can be stepped as the seeds' group
+    # of a --num_seeds run (environments/members.py): then its randomness must go through
+    # sample_tasks and rand only. None: not declared (the seeds' envs step one by one).
+    member_state: tuple[str, ...] | None = None
 
     def __init__(self, num_envs: int, seed: int = 0, device: str | torch.device = "cpu"):
         if num_envs < 1:
@@ -63,6 +67,9 @@ class MetaEnv:
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(int(seed))
         self.step_count = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        # where this env is the group of S seeds' envs (environments/members.py): each seed's
+        # generator, which draws for the seed's block of num_envs / S copies
+        self.member_generators: list[torch.Generator] | None = None
 
     # ----- contract -------------------------------------------------------------------
     @property
@@ -79,9 +86,22 @@ class MetaEnv:
     def reset(self, mask: torch.Tensor | None = None, tasks: torch.Tensor | None = None) -> torch.Tensor:
         mask = self._full_mask(mask)
         if tasks is None:
-            tasks = self.sample_tasks(int(mask.sum()))
+            tasks = self.sample_tasks(int(mask.sum())) if self.member_generators is None else self._members_tasks(mask)
         self.set_task(mask, tasks.to(self.device))
         return self.reset_mdp(mask)
+
+    def _members_tasks(self, mask: torch.Tensor) -> torch.Tensor:
+        """New tasks of a group's masked copies: each seed's drawn from its own generator, as
+        many as its own env draws (none where none of its copies reset)."""
+        gens, own, tasks = self.member_generators, self.generator, []
+        try:
+            for g, n in zip(gens, mask.view(len(gens), -1).sum(1).tolist()):
+                if n:
+                    self.generator = g
+                    tasks.append(self.sample_tasks(n))
+        finally:
+            self.generator = own
+        return torch.cat(tasks) if tasks else torch.zeros(0, self.task_dim)
 
     def reset_mdp(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = self._full_mask(mask)
@@ -127,7 +147,13 @@ class MetaEnv:
         return self.step_count >= self.max_episode_steps
 
     def rand(self, *shape) -> torch.Tensor:
-        """Uniform [0,1) numbers from the env's own generator, on the env device."""
+        """Uniform [0,1) numbers from the env's own generator, on the env device. In a group of
+        seeds' envs, numbers for the whole batch (shape [num_envs, ...]) come block by block
+        from each seed's generator."""
+        gens = self.member_generators
+        if gens is not None and shape and shape[0] == self.num_envs:
+            n = self.num_envs // len(gens)
+            return torch.cat([torch.rand(n, *shape[1:], generator=g) for g in gens]).to(self.device)
         return torch.rand(*shape, generator=self.generator).to(self.device)
 
     def state_dict(self) -> dict:

@@ -188,12 +188,12 @@ def test_stacked_policy_updates_equal_separate_updates_up_to_rounding(env_type, 
 
 @pytest.mark.parametrize("env_type", ["gridworld_varibad", "pointrobot_varibad"])
 def test_merged_clip_and_adam_steps_equal_each_members_own_bit_for_bit(env_type, tiny_cfg, tmp_path):
-    """algorithms.ppo._MergedSteps (one foreach norm, one foreach multiply, one fused Adam for all
+    """algorithms.ppo.MergedSteps (one foreach norm, one foreach multiply, one fused Adam for all
     members) against each member's clip_grad_norm_ + optimiser.step on the same gradients, over
     several steps (the first creates the Adam states): the same parameters and the same
     optimiser states in each member's own optimiser (what its checkpoint holds), bit for bit.
     Gradients scaled so that some members are clipped and some are not."""
-    from algorithms.ppo import _MergedSteps
+    from algorithms.ppo import MergedSteps
 
     cfg = tiny_cfg(env_type, num_seeds=3, num_frames=128, seed=3, stack_seed_updates=False)
     a, b = (MultiSeedTrainer(cfg, str(tmp_path / name)) for name in ("a", "b"))
@@ -205,7 +205,7 @@ def test_merged_clip_and_adam_steps_equal_each_members_own_bit_for_bit(env_type,
             for p, q in zip(x._params, y._params):
                 g = torch.randn(p.shape, generator=gen) * (0.01 if k == 1 else 10.0)
                 p.grad, q.grad = g.clone(), g.clone()
-        merged = _MergedSteps.of(ua)
+        merged = MergedSteps.of([u.optimiser for u in ua], [u._policy_params for u in ua], [u.max_grad_norm for u in ua])
         assert merged is not None
         merged.step()
         for y in ub:
@@ -222,16 +222,22 @@ def test_merged_clip_and_adam_steps_equal_each_members_own_bit_for_bit(env_type,
 
 
 def test_merged_steps_only_where_the_members_share_hyperparameters(tiny_cfg, tmp_path):
-    from algorithms.ppo import _MergedSteps
+    from algorithms.ppo import MergedSteps
 
     m = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_seeds=2, num_frames=128), str(tmp_path / "r"))
     updaters = [x.updater for x in m.members]
-    assert _MergedSteps.of(updaters) is not None
+
+    def merged():
+        return MergedSteps.of([u.optimiser for u in updaters], [u._policy_params for u in updaters],
+                              [u.max_grad_norm for u in updaters])
+    assert merged() is not None
     updaters[1].optimiser.param_groups[0]["lr"] *= 0.5
-    assert _MergedSteps.of(updaters) is None
+    assert merged() is None
     updaters[1].optimiser.param_groups[0]["lr"] *= 2.0
     updaters[1].max_grad_norm = 1.0 + (updaters[0].max_grad_norm or 0.0)
-    assert _MergedSteps.of(updaters) is None
+    assert merged() is None
+    vaes = [x.vae for x in m.members]  # the VAEs' steps (no clipping configured) merge too
+    assert MergedSteps.of([v.optimiser for v in vaes], [v.parameters() for v in vaes], [None, None]) is not None
 
 
 def test_resume_of_a_multi_seed_run_equals_uninterrupted(tiny_cfg, tmp_path):

@@ -20,8 +20,9 @@ generator holding that state (what its own run would draw from the global RNG).
 
 One iteration:
     1. every member's components' before_iteration hooks
-    2. the batched rollout: per step one act for all members, each member's env step, one
-       belief step for all members, each member's storage/buffer writes
+    2. the batched rollout: per step one act for all members, one env step for all members
+       (``environments.members.EnvGroup``, where the env declares its state; else each member's
+       own), one belief step for all members, each member's storage/buffer writes
     3. every member's update up to the policy step (bonuses, returns, VAE update handed in: the
        stacked VAE job starts once all members handed theirs in and runs during 4 and the next 2)
     4. the members' policy updates as one, then each member's iteration count, NaN guard,
@@ -36,6 +37,7 @@ import os
 import torch
 
 from agent import BeliefUpdater
+from environments.members import EnvGroup, why_not_grouped
 from models import members
 from algorithms.ppo import update_members
 from models.policy import ActResult, acting_fn, members_evaluator, mirrored
@@ -108,6 +110,11 @@ class MultiSeedTrainer:
                 self.stacked_vae.attach()
             else:
                 print(f"--num_seeds: the seeds' VAE updates run one per seed ({why})", flush=True)
+        why = ("the policy reads the env's belief or task at every step" if cfg.pass_belief_to_policy
+               or cfg.pass_task_to_policy else why_not_grouped([m.env for m in self.members]))
+        self.env_group = EnvGroup([m.env for m in self.members], self.members[0].cfg, self.device) if why is None else None
+        if why is not None:
+            print(f"--num_seeds: the seeds' envs step one by one ({why})", flush=True)
         self.stop_requested = False
         frames = sum(m.frames for m in self.members)
         self.progress = Progress(cfg.num_frames * len(self.seeds), cfg.progress_bar, start_frames=frames)
@@ -232,9 +239,13 @@ class MultiSeedTrainer:
         if ms[0].vae is not None:
             encode = BeliefUpdater.of_members([m.agent.encoder for m in ms], self.cfg.num_processes, self.device)
             hidden = members.stack([r.hidden for r in runs])
+        group = self.env_group
+        if group is not None:
+            group.begin()
         for _ in range(self.cfg.policy_num_steps):
             act = act_fn({k: torch.stack([r.inputs[k] for r in runs]) for k in runs[0].inputs})
-            steps = [m.rollout_env_step(ActResult(act.action[k], act.env_action[k])) for k, m in enumerate(ms)]
+            stepped = group.step(act.env_action) if group is not None else [None] * len(ms)
+            steps = [m.rollout_env_step(ActResult(act.action[k], act.env_action[k]), stepped[k]) for k, m in enumerate(ms)]
             if encode is not None:
                 out = encode.step_flat(hidden, *_stacked(steps, "enc_action", "next_obs", "reward"),
                                        torch.stack([m.obs for m in ms]), *_stacked(steps, "done"),
@@ -245,6 +256,8 @@ class MultiSeedTrainer:
             for m, run, st in zip(ms, runs, steps):
                 m.rollout_record(run, st)
         self._keep_generators(gens)
+        if group is not None:
+            group.end()
         for m in ms:
             m.rollout_end()
 

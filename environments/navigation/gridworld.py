@@ -21,6 +21,8 @@ _MOVES = torch.tensor([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], dtype=torch.lo
 
 @ENVS.register("GridNavi")
 class GridNavi(MetaEnv):
+    member_state = ("step_count", "cell", "goal_cell", "visited", "found")  # per-copy state (environments/members.py)
+
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", num_cells: int = 5,
                  max_episode_steps: int = 15, goal_reward: float = 1.0, step_penalty: float = -0.1):
         super().__init__(num_envs, seed, device)

@@ -19,6 +19,8 @@ from environments.registry import ENVS
 
 @ENVS.register("PointEnv")
 class PointEnv(MetaEnv):
+    member_state = ("step_count", "pos", "goal")  # per-copy state (environments/members.py)
+
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", max_episode_steps: int = 100,
                  goal_sampler: str = "semi-circle"):
         super().__init__(num_envs, seed, device)

@@ -39,6 +39,8 @@ _REWARDS = (1.0, 10.0, 100.0)
 
 @ENVS.register("RoomNavi")
 class RoomNavi(MetaEnv):
+    member_state = ("step_count", "pos", "goals", "reached")  # per-copy state (environments/members.py)
+
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", num_cells: int = 3,
                  corridor_len: int = 3, max_episode_steps: int = 50, step_penalty: float = -0.1,
                  repeat_goal_rewards: bool = True):

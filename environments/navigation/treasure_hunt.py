@@ -28,6 +28,8 @@ from environments.registry import ENVS
 
 @ENVS.register("TreasureHunt")
 class TreasureHunt(MetaEnv):
+    member_state = ("step_count", "pos", "goal")  # per-copy state (environments/members.py)
+
     def __init__(self, num_envs: int, seed: int = 0, device="cpu", max_episode_steps: int = 100,
                  mountain_height: float = 1.0, treasure_reward: float = 10.0,
                  timestep_penalty: float = -5.0):
