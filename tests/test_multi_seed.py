@@ -90,6 +90,7 @@ def test_each_seed_equals_its_single_run(case, tiny_cfg, tmp_path):
     env_type, extra = CASES[case]
     kw = {"num_frames": 384, "seed": 5, **extra}
     multi = MultiSeedTrainer(tiny_cfg(env_type, num_seeds=3, **kw, **EXACT), str(tmp_path / "multi"))
+    assert multi.env_group is not None  # the seeds' envs step as one group (environments/members.py)
     multi.train()
     for k, seed in enumerate((5, 6, 7)):
         single_dir = str(tmp_path / f"single_{seed}")
@@ -295,6 +296,14 @@ def test_a_member_dir_resumes_alone_as_a_single_run(tiny_cfg, tmp_path):
 
 
 # ------------------------------------------------------------------ refused
+def test_envs_step_seed_by_seed_where_they_cannot_be_grouped(tiny_cfg, tmp_path, capsys):
+    """The policy reading the env's belief each step (an oracle) needs each seed's env current at
+    every step: no group, and a line says why (the numbers stay the single runs': exact tests)."""
+    m = MultiSeedTrainer(tiny_cfg("gridworld_belief_oracle", num_seeds=2, num_frames=128), str(tmp_path / "r"))
+    assert m.env_group is None
+    assert "the seeds' envs step one by one (the policy reads the env's belief" in capsys.readouterr().out
+
+
 def test_num_seeds_is_refused_where_it_is_not_built(tiny_cfg, tmp_path):
     with pytest.raises(ConfigError, match="--trainer varibad"):
         tiny_cfg("nav_wide_ring_mime", num_seeds=2)

@@ -110,11 +110,13 @@ class MultiSeedTrainer:
                 self.stacked_vae.attach()
             else:
                 print(f"--num_seeds: the seeds' VAE updates run one per seed ({why})", flush=True)
-        why = ("the policy reads the env's belief or task at every step" if cfg.pass_belief_to_policy
-               or cfg.pass_task_to_policy else why_not_grouped([m.env for m in self.members]))
-        self.env_group = EnvGroup([m.env for m in self.members], self.members[0].cfg, self.device) if why is None else None
-        if why is not None:
-            print(f"--num_seeds: the seeds' envs step one by one ({why})", flush=True)
+        ungrouped = ("the policy reads the env's belief or task at every step" if cfg.pass_belief_to_policy
+                     or cfg.pass_task_to_policy else why_not_grouped([m.env for m in self.members]))
+        self.env_group = None  # the seeds' envs stepped as one (environments/members.py)
+        if ungrouped is None:
+            self.env_group = EnvGroup([m.env for m in self.members], self.members[0].cfg, self.device)
+        else:
+            print(f"--num_seeds: the seeds' envs step one by one ({ungrouped})", flush=True)
         self.stop_requested = False
         frames = sum(m.frames for m in self.members)
         self.progress = Progress(cfg.num_frames * len(self.seeds), cfg.progress_bar, start_frames=frames)
