@@ -196,6 +196,20 @@ def test_progress_prints_its_first_line_at_once_when_piped(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_progress_draws_the_last_update_at_close_where_the_run_ends_short_of_its_frames(capsys):
+    """A run whose frames per iteration do not divide num_frames (or that was stopped) ends
+    below the total: its log still ends with its last state, drawn at close."""
+    p = Progress(total_frames=60_000, enabled=True)
+    p.update(960)
+    p.update(59_520, "return 2.0")
+    assert "59,520" not in capsys.readouterr().err  # rate-limited while running
+    p.close()
+    last = capsys.readouterr().err
+    assert "[ 99.2%] 59,520/60,000 frames" in last and "return 2.0" in last
+    p.close()  # once
+    assert capsys.readouterr().err == ""
+
+
 def test_new_run_dir_stays_inside_the_results_dir(tmp_path):
     from utils.logger import new_run_dir
 

@@ -297,6 +297,7 @@ class Progress:
         self.t0, self.f0 = time.time(), start_frames
         self.last_draw = 0.0  # the first line at once, also when stderr is piped
         self.info = ""
+        self.undrawn: int | None = None  # frames of the latest update not drawn yet
 
     def fps(self, frames: int) -> float:
         return (frames - self.f0) / max(time.time() - self.t0, 1e-9)
@@ -306,8 +307,12 @@ class Progress:
             self.info = info
         now = time.time()
         if not self.enabled or (frames < self.total and now - self.last_draw < (0.25 if self.tty else 60.0)):
+            self.undrawn = frames  # (drawn at close: a run that stops short of its frames ends with its state)
             return  # the last update (all frames done) always draws: a run's log ends at 100%
-        self.last_draw = now
+        self.draw(frames, now)
+
+    def draw(self, frames: int, now: float) -> None:
+        self.last_draw, self.undrawn = now, None
         frac = min(frames / max(self.total, 1), 1.0)
         fps = self.fps(frames)
         eta = (self.total - frames) / fps if fps > 0 else math.inf
@@ -321,5 +326,7 @@ class Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
+        if self.enabled and self.undrawn is not None:  # the run's last state (its frames per iteration need
+            self.draw(self.undrawn, time.time())       # not divide num_frames; a stop request ends it early)
         if self.enabled and self.tty:
             sys.stderr.write("\n")
