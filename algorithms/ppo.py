@@ -261,8 +261,8 @@ class MergedSteps:
 
     def __init__(self, optimisers: list[torch.optim.Optimizer], params: list[list], max_norm: float | None):
         self.max_norm, self.params = max_norm, params
-        group = dict(optimisers[0].param_groups[0])
-        group.pop("params")
+        first = optimisers[0]  # its group's hyperparameters (a scheduler's "initial_lr" is not one)
+        group = {k: v for k, v in first.param_groups[0].items() if k in first.defaults}
         merged = torch.optim.Adam([p for ps in params for p in ps], **group)
         for opt, ps in zip(optimisers, params):
             for p in ps:

@@ -196,9 +196,10 @@ def test_merged_clip_and_adam_steps_equal_each_members_own_bit_for_bit(env_type,
     Gradients scaled so that some members are clipped and some are not."""
     from algorithms.ppo import MergedSteps
 
-    cfg = tiny_cfg(env_type, num_seeds=3, num_frames=128, seed=3, stack_seed_updates=False)
+    cfg = tiny_cfg(env_type, num_seeds=3, num_frames=128, seed=3, stack_seed_updates=False, policy_anneal_lr=True)
     a, b = (MultiSeedTrainer(cfg, str(tmp_path / name)) for name in ("a", "b"))
     ua, ub = [m.updater for m in a.members], [m.updater for m in b.members]
+    assert ua[0].scheduler is not None  # (its "initial_lr" in the parameter group is not Adam's)
     assert ua[0].max_grad_norm
     gen = torch.Generator().manual_seed(0)
     for step in range(3):
