@@ -260,7 +260,7 @@ class MergedSteps:
     own optimiser states, so each member's optimiser (its checkpoint, its resume) stays its own."""
 
     def __init__(self, optimisers: list[torch.optim.Optimizer], params: list[list], max_norm: float | None):
-        self.max_norm, self.params = max_norm, params
+        self.max_norm, self.params, self.optimisers = max_norm, params, optimisers
         first = optimisers[0]  # its group's hyperparameters (a scheduler's "initial_lr" is not one)
         group = {k: v for k, v in first.param_groups[0].items() if k in first.defaults}
         merged = torch.optim.Adam([p for ps in params for p in ps], **group)
@@ -298,3 +298,5 @@ class MergedSteps:
             coef = torch.clamp(self.max_norm / (totals + 1e-6), max=1.0)
             torch._foreach_mul_(flat, [coef[s] for s, gs in enumerate(grads) for _ in gs])
         self.optimiser.step()
+        for opt in self.optimisers:  # what a LR scheduler checks to know its optimiser stepped (else it warns)
+            opt._opt_called = True

@@ -242,6 +242,21 @@ def test_merged_steps_only_where_the_members_share_hyperparameters(tiny_cfg, tmp
     assert MergedSteps.of([v.optimiser for v in vaes], [v.parameters() for v in vaes], [None, None]) is not None
 
 
+def test_annealed_learning_rates_with_merged_steps_give_no_scheduler_warning(tiny_cfg, tmp_path):
+    """The seeds' optimisers step through MergedSteps, not their own step(): their LR schedulers
+    must still see them as stepped (torch warns about a schedule stepped first otherwise)."""
+    import warnings
+
+    m = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_seeds=2, num_frames=256, eval_interval=1000,
+                                  policy_anneal_lr=True), str(tmp_path / "r"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.train()
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
+    lrs = [x.updater.optimiser.param_groups[0]["lr"] for x in m.members]
+    assert lrs[0] == lrs[1] < m.cfg.lr_policy  # annealed, alike
+
+
 def test_resume_of_a_multi_seed_run_equals_uninterrupted(tiny_cfg, tmp_path):
     kw = dict(num_seeds=2, eval_interval=1000)
     full = MultiSeedTrainer(tiny_cfg("gridworld_varibad", num_frames=512, **kw), str(tmp_path / "full"))
