@@ -54,8 +54,10 @@ class MetaEnv:
     num_tasks: int | None = None
     task_changes: str = "reward"  # what differs between tasks: "reward" or "dynamics" (dream envs need to know)
     # the per-copy tensors that stepping changes, where the class can be stepped as the seeds' group
-    # of a --num_seeds run (environments/members.py): then its randomness must go through
-    # sample_tasks and rand only. None: not declared (the seeds' envs step one by one).
+    # of a --num_seeds run (environments/members.py). Its random numbers must then come from
+    # sample_tasks (per seed, as many as the seed's resets) or from rand(num_envs, ...) on every
+    # step; not from rand(num_envs) in a reset path (a seed alone draws there only when its own
+    # copies reset: the T-maze and the planning game do). None: the seeds' envs step one by one.
     member_state: tuple[str, ...] | None = None
 
     def __init__(self, num_envs: int, seed: int = 0, device: str | torch.device = "cpu"):
