@@ -470,6 +470,8 @@ class VAE:
             if fused_reward:
                 terms["reward_reconstr_err"] = self.reward_decoder.pairs_mse(
                     lat, tgt.next_obs, tgt.prev_obs, tgt.actions, tgt.rewards, weight)
+            elif cfg.multihead_for_reward and not cfg.decode_only_past:
+                terms["reward_reconstr_err"] = self._multihead_reward_error(lat, tgt, e_ok, d_ok, avg_decodes)
             else:
                 terms["reward_reconstr_err"] = per_posterior(lambda lat, exp: self._reward_error(lat, tgt, exp))
         if self.state_decoder is not None:
@@ -553,6 +555,23 @@ class VAE:
             return _bernoulli_error(picked, exp(tgt.rewards.squeeze(-1)))
         pred = self.reward_decoder.pairs(lat, tgt.next_obs, tgt.prev_obs, tgt.actions)
         return (pred - exp(tgt.rewards)).pow(2).squeeze(-1)
+
+    def _multihead_reward_error(self, lat, tgt, e_ok, d_ok, avg_decodes: bool) -> torch.Tensor:
+        """The multi-head reward term of every posterior [K, B], summed (or averaged) over the
+        decoded steps, without forming the [K, D, B] (posterior, step) pairs: the error of a pair
+        is BCE(l, y) = softplus(l) - y * l with l the logit of the cell visited at the step, so its
+        sum over steps is, per cell c, softplus(l_c) * (visits of c) - l_c * (rewarded visits of c),
+        the visits counted once per trajectory [B, cells]. (A pair counts where its posterior and
+        its step are valid: the mask factorises unless --decode_only_past.) Same mathematics as
+        ``_reward_error`` summed over steps; float additions in another order."""
+        logits = self.reward_decoder(lat)                            # [K, B, cells]
+        ids = self.state_to_id(tgt.next_obs).t()                     # [B, D]
+        w = d_ok.t().to(logits.dtype)                                # [B, D]
+        hit = (tgt.rewards.squeeze(-1).t() == 1).to(logits.dtype) * w
+        visits = logits.new_zeros(logits.shape[1:]).scatter_add_(1, ids, w)
+        rewarded = logits.new_zeros(logits.shape[1:]).scatter_add_(1, ids, hit)
+        err = (F.softplus(logits) * visits - logits * rewarded).sum(-1) * e_ok
+        return err / w.sum(1).clamp_min(1) if avg_decodes else err
 
     def _task_error(self, lat, tasks):
         """Task reconstruction error of latents [..., z] against tasks that broadcast to them

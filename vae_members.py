@@ -141,6 +141,7 @@ class StackedVAE:
     _pair_weights = VAE._pair_weights
     _reduce_elbo = VAE._reduce_elbo
     _reward_error = VAE._reward_error
+    _multihead_reward_error = VAE._multihead_reward_error
     _reward_target = VAE._reward_target
     _kl = VAE._kl
 

@@ -179,3 +179,58 @@ def test_float16_buffer_halves_memory():
     assert half.nbytes() * 2 == full.nbytes()
     # no stored prev_obs: (117 + 8 + 1) per step instead of the reference's 2 x 117 + 8 + 1
     assert full.nbytes() < 100 * 1200 * 4 * (126 + 1)
+
+
+@pytest.mark.parametrize("avg_decodes", [True, False])
+def test_multihead_reward_term_equals_the_sum_over_posterior_step_pairs(avg_decodes, tmp_path, monkeypatch):
+    """VAE._multihead_reward_error (visits of each cell counted once per trajectory; the [K, D, B]
+    pairs never formed) against the per-pair BCE of ``_reward_error`` masked and summed over the
+    steps as before, on a GridNavi VAE's buffer with trajectories cut to different lengths: the
+    terms and the gradients of the decoder and the latents, in float64 (only a mistake, not
+    rounding, can tell them apart)."""
+    from metalearner import MetaLearner
+
+    trainer = MetaLearner(resolve("gridworld_varibad", values=tiny(num_frames=256, vae_avg_reconstruction_terms=avg_decodes)),
+                          str(tmp_path / "r"))
+    trainer.train()
+    vae = trainer.vae
+    batch = vae.buffer.sample(3, torch.Generator().manual_seed(0))
+    batch.lengths = torch.tensor([batch.lengths[0], 7, 1])
+    for m in vae.modules().values():
+        m.double()
+    for k, v in vars(batch).items():
+        if v.is_floating_point():
+            setattr(batch, k, v.double())
+
+    import torch.nn.functional as F
+
+    import vae as vae_module
+
+    monkeypatch.setattr(vae_module, "_bernoulli_error", lambda logits, rewards: F.binary_cross_entropy_with_logits(
+        logits, (rewards == 1).to(logits.dtype), reduction="none"))  # the per-pair BCE, kept in float64
+
+    def per_pair(self, lat, tgt, e_ok, d_ok, avg):
+        K = lat.shape[0]
+        m = e_ok[:, None] & d_ok[None]
+        err = self._reward_error(lat, tgt, lambda x: x[None].expand(K, *x.shape)) * m
+        return err.sum(1) / m.sum(1).clamp_min(1) if avg else err.sum(1)
+
+    results = []
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # (the encoder's zero state)
+    try:
+        for fn in (VAE._multihead_reward_error, per_pair):
+            vae._multihead_reward_error = fn.__get__(vae)
+            vae.noise.manual_seed(3)
+            terms, e_ok, _, _ = vae._elbo_terms(batch, subsample=False)
+            err = terms["reward_reconstr_err"]
+            params = list(vae.reward_decoder.parameters()) + list(vae.encoder.parameters())
+            grads = torch.autograd.grad((err * torch.linspace(0.5, 2, err.numel()).view_as(err)).sum(), params)
+            results.append((err.detach(), grads))
+    finally:
+        torch.set_default_dtype(default)
+    (new, g_new), (ref, g_ref) = results
+    assert new.shape == ref.shape and bool((ref[1:] != 0).any())
+    torch.testing.assert_close(new, ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_new, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
