@@ -77,10 +77,11 @@ class EnvGroup:
         obs, reward, done, info = self.group.step(actions.reshape(S * N, *actions.shape[2:]))
         any_done = done.view(S, N).any(1).tolist() if self.group.any_done else [False] * S
 
-        def rows(x, k):
-            return x[k * N:(k + 1) * N] if isinstance(x, torch.Tensor) and x.dim() and x.shape[0] == S * N else x
-        return [(rows(obs, k), rows(reward, k), rows(done, k), {n: rows(v, k) for n, v in info.items()}, any_done[k])
-                for k in range(S)]
+        def per_seed(x):  # each seed's rows (views), or the same value for every seed
+            return x.split(N) if isinstance(x, torch.Tensor) and x.dim() and x.shape[0] == S * N else [x] * S
+        obs, reward, done = per_seed(obs), per_seed(reward), per_seed(done)
+        info = {name: per_seed(v) for name, v in info.items()}
+        return [(obs[k], reward[k], done[k], {name: v[k] for name, v in info.items()}, any_done[k]) for k in range(S)]
 
     def end(self) -> None:
         """Every seed's env state back from the group (after a rollout)."""
