@@ -72,7 +72,8 @@ class _GRUSequence(torch.autograd.Function):
     backward pass through time written out: per step one batched matmul and a few elementwise
     ops (autograd's would record ~25 per step), and the hidden weights' gradient as ONE matmul
     over all steps at the end. Same mathematics as torch's GRU (r, z, n gates); float rounding
-    of its own (``h' = lerp(n, h, z)``)."""
+    of its own (``h' = lerp(n, h, z)``; tanh as 2 sigmoid(2x) - 1, four ops that take half the
+    time of this torch build's tanh on [8, 25, 64])."""
 
     @staticmethod
     def forward(ctx, gi, w_hh, b_hh):
@@ -90,7 +91,7 @@ class _GRUSequence(torch.autograd.Function):
         for t in range(T):
             torch.baddbmm(b, h[t], w_t, out=ghs[t])
             torch.add(gi_rz[t], gh_rz[t], out=rzs[t]).sigmoid_()
-            torch.addcmul(gi_n[t], r[t], gh_n[t], out=ns[t]).tanh_()
+            torch.addcmul(gi_n[t], r[t], gh_n[t], out=ns[t]).mul_(2).sigmoid_().mul_(2).sub_(1)  # tanh(x) = 2 sigmoid(2x) - 1
             torch.lerp(ns[t], h[t], z[t], out=h[t + 1])   # n + z * (h - n)
         ctx.save_for_backward(w_hh, hs, gh, rz, n)
         return hs.transpose(0, 1)                           # [S, T+1, B, H], the zero state first
