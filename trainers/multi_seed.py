@@ -6,10 +6,12 @@ logs, TensorBoard, evaluations, plots, checkpoints): a standalone run dir, so
 ``python main.py --resume <run dir>/seed_<k>`` continues that seed alone, and every analysis
 tool reads it like any run. Members own their parameters, optimiser states, normalisers, VAE
 buffer, envs and RNG streams. Per env step, the members' policies and belief encoders run as
-ONE computation on parameters stacked along a member dimension (``models/members.py``), and so,
-by default (``--stack_seed_updates``), do their VAE updates where ``vae_members.stackable``
-allows (one job on one thread for all members; same mathematics, float rounding of batched
-matmuls and a written-out GRU). Each member's env step, PPO update, logs, evaluation and
+ONE computation on parameters stacked along a member dimension (``models/members.py``), and
+their envs as one env of S x N copies where the env declares its state
+(``environments/members.py``: bit for bit each member's own env). By default
+(``--stack_seed_updates``) so do their policy updates and, where ``vae_members.stackable``
+allows, their VAE updates (one job on one thread for all members; same mathematics, float
+rounding of batched matmuls and a GRU with its own backward). Each member's logs, evaluation and
 checkpoints are its own code. With ``--stack_seed_updates false`` (or a VAE that cannot be
 stacked) every member's numbers are bit for bit those of the same seed run alone
 (tests/test_multi_seed.py).
